@@ -49,6 +49,10 @@ pub struct ThreadCtx {
     pub lookup: *const LookupEntry,
     /// Index mask of the indirect-branch table.
     pub lookup_mask: u64,
+    /// Number of code-cache flushes so far; set by the dispatcher before every entry. Host code
+    /// addresses a backend keeps outside the cache (a return-address stack) are stale once it
+    /// changes.
+    pub cache_epoch: u64,
     /// Host state saved on entry to generated code (stack pointer, callee-saved registers, host
     /// thread pointer), backend-defined.
     pub host_save: [u64; SAVE_WORDS],
@@ -66,6 +70,8 @@ pub const OFF_EXIT_ARG: usize = core::mem::offset_of!(ThreadCtx, exit_arg);
 pub const OFF_LOOKUP: usize = core::mem::offset_of!(ThreadCtx, lookup);
 /// Offset of [`ThreadCtx::lookup_mask`].
 pub const OFF_LOOKUP_MASK: usize = core::mem::offset_of!(ThreadCtx, lookup_mask);
+/// Offset of [`ThreadCtx::cache_epoch`].
+pub const OFF_CACHE_EPOCH: usize = core::mem::offset_of!(ThreadCtx, cache_epoch);
 /// Offset of [`ThreadCtx::host_save`].
 pub const OFF_HOST_SAVE: usize = core::mem::offset_of!(ThreadCtx, host_save);
 /// Offset of [`ThreadCtx::scratch`].
@@ -82,6 +88,7 @@ impl ThreadCtx {
             exit_arg: 0,
             lookup: core::ptr::null(),
             lookup_mask: 0,
+            cache_epoch: 0,
             host_save: [0; SAVE_WORDS],
             scratch: [0; SAVE_WORDS],
             backend: [0; SAVE_WORDS],

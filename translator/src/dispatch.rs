@@ -180,6 +180,7 @@ impl<B: Backend> Translator<B> {
             if link_from != 0 {
                 self.link(link_from, pc, host);
             }
+            ctx.cache_epoch = self.flushes;
             // SAFETY: `ctx` is exclusively ours, its lookup table is the live one, `host` was
             // produced by this backend and is in the cache.
             unsafe { self.backend.enter(ctx, host) };
