@@ -1,6 +1,362 @@
 //! The x86_64 backend: guest and host ISA are the same, so blocks are copied through and only what
-//! must change is rewritten.
+//! must change is rewritten (DynamoRIO's approach): control transfers become links, exit stubs and
+//! inline lookups; RIP-relative operands are re-aimed at their absolute address; `syscall`, `cpuid`,
+//! `int3`, `hlt` and `ud2` exit to the dispatcher. FS-relative accesses need no rewrite because FS
+//! base *is* the guest's while generated code runs (see [`asm`]); GS is reserved for the context.
+
+pub mod asm;
+pub mod emit;
+pub mod regs;
+#[cfg(test)]
+mod emit_tests;
+
+use iced_x86::{Code, ConditionCode, FlowControl, Instruction, InstructionInfoFactory, MemoryOperand, OpKind, Register};
+
+use crate::cpu::{OFF_GPR, OFF_RIP};
+use crate::cpuid::Features;
+use crate::ctx::{exit, ThreadCtx, OFF_EXIT_ARG, OFF_EXIT_REASON};
+use crate::frontend::{BlockEnd, GuestBlock, GuestInsn};
+use crate::isa::{Backend, LinkSite, TranslateError, Translated};
+use emit::{Asm, LINK_JMP_LEN};
+use regs::*;
 
 /// The x86_64 code generator.
 #[derive(Debug, Default)]
-pub struct X86Backend {}
+pub struct X86Backend {
+    info: InstructionInfoFactoryBox,
+}
+
+/// `InstructionInfoFactory` is not `Debug`; this wrapper is.
+struct InstructionInfoFactoryBox(InstructionInfoFactory);
+
+impl Default for InstructionInfoFactoryBox {
+    fn default() -> Self {
+        InstructionInfoFactoryBox(InstructionInfoFactory::new())
+    }
+}
+
+impl std::fmt::Debug for InstructionInfoFactoryBox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InstructionInfoFactory")
+    }
+}
+
+/// An exit the block still has to emit a stub for.
+struct PendingExit {
+    /// Offset of the `jmp rel32` (link site) or `jcc rel32` that must reach the stub.
+    at: usize,
+    /// Opcode length before the rel32 (1 for `jmp`, 2 for `jcc`).
+    oplen: usize,
+    /// Guest address to continue at.
+    rip: u64,
+    /// Exit code.
+    reason: u64,
+    /// Whether `at` is a linkable site.
+    link: bool,
+}
+
+impl Backend for X86Backend {
+    const NAME: &'static str = "x86_64";
+    const LINK_SITE_LEN: usize = LINK_JMP_LEN;
+
+    fn new() -> Self {
+        X86Backend::default()
+    }
+
+    fn features(&self) -> Features {
+        // Copy-through runs guest instructions on this very CPU, so it can offer whatever the host
+        // has, limited to the set the riscv64 backend aims at, so guests see one CPU model.
+        let mut f = Features::BASELINE;
+        let host = [
+            (std::arch::is_x86_feature_detected!("sse3"), Features::SSE3),
+            (std::arch::is_x86_feature_detected!("ssse3"), Features::SSSE3),
+            (std::arch::is_x86_feature_detected!("sse4.1"), Features::SSE41),
+            (std::arch::is_x86_feature_detected!("sse4.2"), Features::SSE42),
+            (std::arch::is_x86_feature_detected!("popcnt"), Features::POPCNT),
+            (std::arch::is_x86_feature_detected!("cmpxchg16b"), Features::CX16),
+            (std::arch::is_x86_feature_detected!("lzcnt"), Features::LZCNT),
+            (std::arch::is_x86_feature_detected!("bmi1"), Features::BMI1),
+            (std::arch::is_x86_feature_detected!("bmi2"), Features::BMI2),
+        ];
+        for (has, feat) in host {
+            if has {
+                f = f.with(feat);
+            }
+        }
+        f
+    }
+
+    fn translate(
+        &mut self,
+        block: &GuestBlock,
+        base: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<Translated, TranslateError> {
+        let mut a = Asm::new(out, base);
+        let mut pending: Vec<PendingExit> = Vec::new();
+        let mut ended = false;
+        for gi in &block.insns {
+            if let Some(done) = self.translate_special(&mut a, gi, &mut pending)? {
+                if done {
+                    ended = true;
+                    break;
+                }
+                continue;
+            }
+            self.copy(&mut a, gi)?;
+        }
+        if !ended {
+            let (rip, reason) = match block.end {
+                BlockEnd::Terminator => (block.guest_range().1, exit::LOOKUP),
+                BlockEnd::FallThrough(pc) => (pc, exit::LOOKUP),
+                BlockEnd::Undecodable(pc) => (pc, exit::INVALID_OPCODE),
+                BlockEnd::Unfetchable(pc) => (pc, exit::NOT_EXECUTABLE),
+            };
+            let at = a.jmp_rel32(a.ip())?;
+            pending.push(PendingExit { at, oplen: 1, rip, reason, link: reason == exit::LOOKUP });
+        }
+        let mut link_sites = Vec::new();
+        for p in pending {
+            let stub = a.ip();
+            a.patch_rel32(p.at, p.oplen, stub)?;
+            emit_exit_stub(&mut a, p.rip, p.reason, if p.link { base + p.at as u64 } else { 0 })?;
+            if p.link {
+                link_sites.push(LinkSite { offset: p.at as u32, target: p.rip });
+            }
+        }
+        Ok(Translated { link_sites })
+    }
+
+    fn encode_link(&self, site: u64, target: u64, out: &mut [u8]) -> Option<()> {
+        emit::encode_jmp_rel32(site, target, out)
+    }
+
+    fn flush_icache(&self, _start: u64, _len: usize) {
+        // x86 keeps instruction fetch coherent with stores (SDM vol. 3, 8.1.3); the jump into new
+        // code serialises enough for cross-modification on one thread.
+    }
+
+    unsafe fn enter(&self, ctx: *mut ThreadCtx, code: u64) {
+        // SAFETY: forwarded from the caller's contract; the routine saves and restores every
+        // host register the SysV ABI makes callee-saved, and FS/GS bases.
+        unsafe { asm::ldnc_x86_enter(ctx, code) }
+    }
+}
+
+/// Emit the stub for one exit: store the next RIP, exit argument and reason, then jump to the shared
+/// exit routine with RAX saved.
+fn emit_exit_stub(a: &mut Asm<'_>, rip: u64, reason: u64, arg: u64) -> Result<(), TranslateError> {
+    a.store_gs(OFF_GPR, Register::RAX)?;
+    a.mov_imm64(Register::RAX, rip)?;
+    a.store_gs(OFF_RIP, Register::RAX)?;
+    if arg == 0 {
+        a.store_gs_imm(OFF_EXIT_ARG, 0)?;
+    } else {
+        a.mov_imm64(Register::RAX, arg)?;
+        a.store_gs(OFF_EXIT_ARG, Register::RAX)?;
+    }
+    a.store_gs_imm(OFF_EXIT_REASON, reason as i32)?;
+    a.jmp_gs(SLOT_EXIT)
+}
+
+impl X86Backend {
+    /// Translate a control transfer or an instruction that must leave the cache. Returns
+    /// `Some(true)` if it ends the block, `Some(false)` if it was handled inline, `None` if the
+    /// instruction is to be copied.
+    fn translate_special(
+        &mut self,
+        a: &mut Asm<'_>,
+        gi: &GuestInsn,
+        pending: &mut Vec<PendingExit>,
+    ) -> Result<Option<bool>, TranslateError> {
+        let i = &gi.insn;
+        let here = i.ip();
+        let next = i.next_ip();
+        let mut exit_now = |a: &mut Asm<'_>, rip: u64, reason: u64, link: bool| -> Result<(), TranslateError> {
+            let at = a.jmp_rel32(a.ip())?;
+            pending.push(PendingExit { at, oplen: 1, rip, reason, link });
+            Ok(())
+        };
+        if uses_gs(i) || is_unsupported(i) {
+            exit_now(a, here, exit::UNSUPPORTED, false)?;
+            return Ok(Some(true));
+        }
+        match i.code() {
+            Code::Syscall => {
+                exit_now(a, next, exit::SYSCALL, false)?;
+                return Ok(Some(true));
+            }
+            Code::Cpuid => {
+                exit_now(a, next, exit::CPUID, false)?;
+                return Ok(Some(true));
+            }
+            Code::Int3 => {
+                exit_now(a, next, exit::BREAKPOINT, false)?;
+                return Ok(Some(true));
+            }
+            Code::Hlt => {
+                exit_now(a, here, exit::PRIVILEGED, false)?;
+                return Ok(Some(true));
+            }
+            Code::Ud2 | Code::Ud0 | Code::Ud1_r32_rm32 | Code::Ud1_r64_rm64 | Code::Ud1_r16_rm16 => {
+                exit_now(a, here, exit::INVALID_OPCODE, false)?;
+                return Ok(Some(true));
+            }
+            _ => {}
+        }
+        match i.flow_control() {
+            FlowControl::Next => Ok(None),
+            FlowControl::UnconditionalBranch if i.is_jmp_short_or_near() => {
+                exit_now(a, i.near_branch_target(), exit::LOOKUP, true)?;
+                Ok(Some(true))
+            }
+            FlowControl::ConditionalBranch if i.is_jcc_short_or_near() => {
+                // jcc → a linkable jmp to the target; fall through → a linkable jmp to `next`.
+                let cc = i.condition_code() as u8 - ConditionCode::o as u8;
+                let jcc_at = a.len();
+                a.jcc_rel32(cc, a.ip())?;
+                let fall = a.jmp_rel32(a.ip())?;
+                pending.push(PendingExit { at: fall, oplen: 1, rip: next, reason: exit::LOOKUP, link: true });
+                let taken = a.jmp_rel32(a.ip())?;
+                pending.push(PendingExit { at: taken, oplen: 1, rip: i.near_branch_target(), reason: exit::LOOKUP, link: true });
+                let taken_addr = a_base(a) + taken as u64;
+                a.patch_rel32(jcc_at, 2, taken_addr)?;
+                Ok(Some(true))
+            }
+            FlowControl::ConditionalBranch if is_rcx_branch(i) => {
+                // JRCXZ/JECXZ/LOOPcc only have rel8 forms: branch over a fall-through jump.
+                let mut copy = *i;
+                // `op rel8` with the target 5 bytes ahead: the fall-through jmp is 5 bytes.
+                let len = 2 + u64::from(has_addr_prefix(i));
+                copy.set_near_branch64(a.ip() + len + LINK_JMP_LEN as u64);
+                a.insn(&copy)?;
+                let fall = a.jmp_rel32(a.ip())?;
+                pending.push(PendingExit { at: fall, oplen: 1, rip: next, reason: exit::LOOKUP, link: true });
+                let taken = a.jmp_rel32(a.ip())?;
+                pending.push(PendingExit { at: taken, oplen: 1, rip: i.near_branch_target(), reason: exit::LOOKUP, link: true });
+                Ok(Some(true))
+            }
+            FlowControl::Call if i.is_call_near() => {
+                a.push_imm64(next)?;
+                exit_now(a, i.near_branch_target(), exit::LOOKUP, true)?;
+                Ok(Some(true))
+            }
+            FlowControl::IndirectBranch | FlowControl::IndirectCall if i.op0_kind() == OpKind::Register || i.op0_kind() == OpKind::Memory => {
+                if i.op0_kind() == OpKind::Register && i.op0_register().size() != 8
+                    || i.op0_kind() == OpKind::Memory && i.memory_size().size() != 8
+                {
+                    exit_now(a, here, exit::UNSUPPORTED, false)?;
+                    return Ok(Some(true));
+                }
+                a.store_gs(S_RCX, Register::RCX)?;
+                // Compute the target into RCX with the operand as the guest wrote it (RCX still
+                // holds the guest value here, and RSP is not yet moved by a push).
+                if i.op0_kind() == OpKind::Register {
+                    a.insn(&Instruction::with2(Code::Mov_r64_rm64, Register::RCX, i.op0_register()).map_err(|_| TranslateError::TooLarge)?)?;
+                } else if i.is_ip_rel_memory_operand() {
+                    a.mov_imm64(Register::RCX, i.ip_rel_memory_address())?;
+                    let m = MemoryOperand::with_base(Register::RCX);
+                    a.insn(&Instruction::with2(Code::Mov_r64_rm64, Register::RCX, m).map_err(|_| TranslateError::TooLarge)?)?;
+                } else {
+                    let m = MemoryOperand::new(
+                        i.memory_base(),
+                        i.memory_index(),
+                        i.memory_index_scale(),
+                        i.memory_displacement64() as i64,
+                        i.memory_displ_size(),
+                        false,
+                        i.segment_prefix(),
+                    );
+                    a.insn(&Instruction::with2(Code::Mov_r64_rm64, Register::RCX, m).map_err(|_| TranslateError::TooLarge)?)?;
+                }
+                if i.flow_control() == FlowControl::IndirectCall {
+                    a.push_imm64(next)?;
+                }
+                a.jmp_gs(SLOT_LOOKUP)?;
+                Ok(Some(true))
+            }
+            FlowControl::Return if matches!(i.code(), Code::Retnq | Code::Retnq_imm16) => {
+                a.store_gs(S_RCX, Register::RCX)?;
+                a.insn(&Instruction::with1(Code::Pop_r64, Register::RCX).map_err(|_| TranslateError::TooLarge)?)?;
+                if i.code() == Code::Retnq_imm16 {
+                    a.lea_rsp(i64::from(i.immediate16()))?;
+                }
+                a.jmp_gs(SLOT_LOOKUP)?;
+                Ok(Some(true))
+            }
+            _ => {
+                exit_now(a, here, exit::UNSUPPORTED, false)?;
+                Ok(Some(true))
+            }
+        }
+    }
+
+    /// Copy an ordinary instruction, re-aiming a RIP-relative operand at its absolute address.
+    fn copy(&mut self, a: &mut Asm<'_>, gi: &GuestInsn) -> Result<(), TranslateError> {
+        let i = &gi.insn;
+        if !i.is_ip_rel_memory_operand() {
+            a.raw(gi.bytes());
+            return Ok(());
+        }
+        let addr = i.ip_rel_memory_address();
+        let mut m = *i;
+        if i.code() == Code::Lea_r64_m {
+            return a.mov_imm64(i.op0_register(), addr);
+        }
+        if addr < 0x8000_0000 {
+            // A [disp32] absolute operand reaches the low 2 GiB (non-PIE programs live there).
+            m.set_memory_base(Register::None);
+            m.set_memory_displacement64(addr);
+            m.set_memory_displ_size(4);
+            return a.insn(&m);
+        }
+        let used = self.info.0.info(i).used_registers().iter().map(|u| u.register().full_register()).collect::<Vec<_>>();
+        let scratch = REWRITE_SCRATCH
+            .iter()
+            .copied()
+            .find(|r| !used.contains(r))
+            .ok_or(TranslateError::TooLarge)?;
+        a.store_gs(S_REWRITE, scratch)?;
+        a.mov_imm64(scratch, addr)?;
+        m.set_memory_base(scratch);
+        m.set_memory_displacement64(0);
+        m.set_memory_displ_size(0);
+        a.insn(&m)?;
+        a.load_gs(scratch, S_REWRITE)
+    }
+}
+
+fn a_base(a: &Asm<'_>) -> u64 {
+    a.ip() - a.len() as u64
+}
+
+fn has_addr_prefix(i: &Instruction) -> bool {
+    matches!(i.code(), Code::Jecxz_rel8_64 | Code::Loop_rel8_64_ECX | Code::Loope_rel8_64_ECX | Code::Loopne_rel8_64_ECX)
+}
+
+fn is_rcx_branch(i: &Instruction) -> bool {
+    matches!(
+        i.code(),
+        Code::Jrcxz_rel8_64
+            | Code::Jecxz_rel8_64
+            | Code::Loop_rel8_64_RCX
+            | Code::Loope_rel8_64_RCX
+            | Code::Loopne_rel8_64_RCX
+            | Code::Loop_rel8_64_ECX
+            | Code::Loope_rel8_64_ECX
+            | Code::Loopne_rel8_64_ECX
+    )
+}
+
+/// Whether the instruction addresses memory through GS, which this backend reserves.
+fn uses_gs(i: &Instruction) -> bool {
+    (0..i.op_count()).any(|n| i.op_kind(n) == OpKind::Memory) && i.memory_segment() == Register::GS
+        || matches!(i.code(), Code::Rdgsbase_r64 | Code::Rdgsbase_r32 | Code::Wrgsbase_r64 | Code::Wrgsbase_r32 | Code::Swapgs)
+}
+
+/// Instructions that can neither be copied nor translated here.
+fn is_unsupported(i: &Instruction) -> bool {
+    matches!(i.flow_control(), FlowControl::Interrupt | FlowControl::XbeginXabortXend)
+        && i.code() != Code::Int3
+        || i.code() == Code::Sysenter
+}

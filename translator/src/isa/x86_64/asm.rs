@@ -1,0 +1,255 @@
+//! The hand-written host routines generated code relies on: entering the code cache from Rust,
+//! leaving it for the dispatcher, and the shared indirect-branch lookup. They are reached from
+//! generated code through slots in the thread context (`jmp qword ptr gs:[slot]`), so the cache can
+//! be anywhere in the address space.
+
+use super::regs::*;
+use crate::cpu::{OFF_FS_BASE, OFF_GPR, OFF_MXCSR, OFF_RFLAGS, OFF_RIP, OFF_XMM};
+use crate::ctx::{exit, OFF_EXIT_ARG, OFF_EXIT_REASON, OFF_LOOKUP};
+
+core::arch::global_asm!(
+    ".pushsection .text.ldnc_x86_enter,\"ax\",@progbits",
+    ".globl ldnc_x86_enter",
+    ".type ldnc_x86_enter,@function",
+    ".p2align 4",
+    // extern "C" fn(ctx: *mut ThreadCtx /* rdi */, code: u64 /* rsi */)
+    "ldnc_x86_enter:",
+    "push rbx",
+    "push rbp",
+    "push r12",
+    "push r13",
+    "push r14",
+    "push r15",
+    "mov [rdi + {host_sp}], rsp",
+    "rdfsbase rax",
+    "mov [rdi + {host_fs}], rax",
+    "rdgsbase rax",
+    "mov [rdi + {host_gs}], rax",
+    "mov [rdi + {target}], rsi",
+    "lea rax, [rip + ldnc_x86_exit]",
+    "mov [rdi + {slot_exit}], rax",
+    "lea rax, [rip + ldnc_x86_lookup]",
+    "mov [rdi + {slot_lookup}], rax",
+    "mov rax, {magic}",
+    "mov [rdi + {slot_magic}], rax",
+    "mov rax, [rdi + {fs}]",
+    "wrfsbase rax",
+    "wrgsbase rdi",
+    "ldmxcsr [rdi + {mxcsr}]",
+    "movdqu xmm0, [rdi + {xmm} + 0*16]",
+    "movdqu xmm1, [rdi + {xmm} + 1*16]",
+    "movdqu xmm2, [rdi + {xmm} + 2*16]",
+    "movdqu xmm3, [rdi + {xmm} + 3*16]",
+    "movdqu xmm4, [rdi + {xmm} + 4*16]",
+    "movdqu xmm5, [rdi + {xmm} + 5*16]",
+    "movdqu xmm6, [rdi + {xmm} + 6*16]",
+    "movdqu xmm7, [rdi + {xmm} + 7*16]",
+    "movdqu xmm8, [rdi + {xmm} + 8*16]",
+    "movdqu xmm9, [rdi + {xmm} + 9*16]",
+    "movdqu xmm10, [rdi + {xmm} + 10*16]",
+    "movdqu xmm11, [rdi + {xmm} + 11*16]",
+    "movdqu xmm12, [rdi + {xmm} + 12*16]",
+    "movdqu xmm13, [rdi + {xmm} + 13*16]",
+    "movdqu xmm14, [rdi + {xmm} + 14*16]",
+    "movdqu xmm15, [rdi + {xmm} + 15*16]",
+    // RFLAGS from the guest state, through the host stack (still the host's here).
+    "push qword ptr [rdi + {rflags}]",
+    "popfq",
+    "mov rax, [rdi + {gpr} + 0*8]",
+    "mov rcx, [rdi + {gpr} + 1*8]",
+    "mov rdx, [rdi + {gpr} + 2*8]",
+    "mov rbx, [rdi + {gpr} + 3*8]",
+    "mov rsp, [rdi + {gpr} + 4*8]",
+    "mov rbp, [rdi + {gpr} + 5*8]",
+    "mov rsi, [rdi + {gpr} + 6*8]",
+    "mov r8,  [rdi + {gpr} + 8*8]",
+    "mov r9,  [rdi + {gpr} + 9*8]",
+    "mov r10, [rdi + {gpr} + 10*8]",
+    "mov r11, [rdi + {gpr} + 11*8]",
+    "mov r12, [rdi + {gpr} + 12*8]",
+    "mov r13, [rdi + {gpr} + 13*8]",
+    "mov r14, [rdi + {gpr} + 14*8]",
+    "mov r15, [rdi + {gpr} + 15*8]",
+    "mov rdi, [rdi + {gpr} + 7*8]",
+    "jmp qword ptr gs:[{target}]",
+    ".size ldnc_x86_enter, . - ldnc_x86_enter",
+    "",
+    // Reached from generated code with guest RAX already stored in ctx.cpu and the exit reason,
+    // exit argument and next RIP written; every other register is still the guest's.
+    ".globl ldnc_x86_exit",
+    ".type ldnc_x86_exit,@function",
+    ".p2align 4",
+    "ldnc_x86_exit:",
+    "mov gs:[{gpr} + 1*8], rcx",
+    "mov gs:[{gpr} + 2*8], rdx",
+    "mov gs:[{gpr} + 3*8], rbx",
+    "mov gs:[{gpr} + 4*8], rsp",
+    "mov gs:[{gpr} + 5*8], rbp",
+    "mov gs:[{gpr} + 6*8], rsi",
+    "mov gs:[{gpr} + 7*8], rdi",
+    "mov gs:[{gpr} + 8*8], r8",
+    "mov gs:[{gpr} + 9*8], r9",
+    "mov gs:[{gpr} + 10*8], r10",
+    "mov gs:[{gpr} + 11*8], r11",
+    "mov gs:[{gpr} + 12*8], r12",
+    "mov gs:[{gpr} + 13*8], r13",
+    "mov gs:[{gpr} + 14*8], r14",
+    "mov gs:[{gpr} + 15*8], r15",
+    // Below the guest's 128-byte red zone, so PUSHFQ cannot clobber live guest data.
+    "lea rsp, [rsp - 128]",
+    "pushfq",
+    "pop qword ptr gs:[{rflags}]",
+    "movdqu gs:[{xmm} + 0*16], xmm0",
+    "movdqu gs:[{xmm} + 1*16], xmm1",
+    "movdqu gs:[{xmm} + 2*16], xmm2",
+    "movdqu gs:[{xmm} + 3*16], xmm3",
+    "movdqu gs:[{xmm} + 4*16], xmm4",
+    "movdqu gs:[{xmm} + 5*16], xmm5",
+    "movdqu gs:[{xmm} + 6*16], xmm6",
+    "movdqu gs:[{xmm} + 7*16], xmm7",
+    "movdqu gs:[{xmm} + 8*16], xmm8",
+    "movdqu gs:[{xmm} + 9*16], xmm9",
+    "movdqu gs:[{xmm} + 10*16], xmm10",
+    "movdqu gs:[{xmm} + 11*16], xmm11",
+    "movdqu gs:[{xmm} + 12*16], xmm12",
+    "movdqu gs:[{xmm} + 13*16], xmm13",
+    "movdqu gs:[{xmm} + 14*16], xmm14",
+    "movdqu gs:[{xmm} + 15*16], xmm15",
+    "stmxcsr gs:[{mxcsr}]",
+    // The guest may have changed FS itself (WRFSBASE); read it back rather than trusting ctx.
+    "rdfsbase rax",
+    "mov gs:[{fs}], rax",
+    "mov rax, gs:[{host_fs}]",
+    "wrfsbase rax",
+    "mov rsp, gs:[{host_sp}]",
+    "mov rax, gs:[{host_gs}]",
+    "wrgsbase rax",
+    // Rust code expects DF clear and AC clear (SysV ABI 3.2.1).
+    "push 0x202",
+    "popfq",
+    "pop r15",
+    "pop r14",
+    "pop r13",
+    "pop r12",
+    "pop rbp",
+    "pop rbx",
+    "ret",
+    ".size ldnc_x86_exit, . - ldnc_x86_exit",
+    "",
+    // Indirect-branch lookup. In: RCX = guest target, guest RCX in S_RCX. Flags are preserved
+    // with LAHF/SETO (cheaper than PUSHFQ/POPFQ, and needs no stack).
+    ".globl ldnc_x86_lookup",
+    ".type ldnc_x86_lookup,@function",
+    ".p2align 4",
+    "ldnc_x86_lookup:",
+    "mov gs:[{s_rax}], rax",
+    "mov gs:[{s_rdx}], rdx",
+    "lahf",
+    "seto al",
+    "mov gs:[{s_flags}], rax",
+    // index = target & 0xffff (LOOKUP_ENTRIES), 16-byte entries.
+    "movzx edx, cx",
+    "shl edx, 4",
+    "add rdx, gs:[{lookup}]",
+    "cmp rcx, [rdx]",
+    "jne 2f",
+    "mov rdx, [rdx + 8]",
+    "mov gs:[{s_target}], rdx",
+    "mov rax, gs:[{s_flags}]",
+    "add al, 0x7f",
+    "sahf",
+    "mov rax, gs:[{s_rax}]",
+    "mov rdx, gs:[{s_rdx}]",
+    "mov rcx, gs:[{s_rcx}]",
+    "jmp qword ptr gs:[{s_target}]",
+    "2:",
+    "mov gs:[{rip}], rcx",
+    "mov rax, gs:[{s_flags}]",
+    "add al, 0x7f",
+    "sahf",
+    "mov rdx, gs:[{s_rdx}]",
+    "mov rcx, gs:[{s_rcx}]",
+    "mov qword ptr gs:[{exit_arg}], 0",
+    "mov qword ptr gs:[{exit_reason}], {lookup_exit}",
+    "mov rax, gs:[{s_rax}]",
+    "mov gs:[{gpr}], rax",
+    "jmp ldnc_x86_exit",
+    ".size ldnc_x86_lookup, . - ldnc_x86_lookup",
+    ".popsection",
+    host_sp = const SLOT_HOST_SP,
+    host_fs = const SLOT_HOST_FS,
+    host_gs = const SLOT_HOST_GS,
+    target = const SLOT_TARGET,
+    slot_exit = const SLOT_EXIT,
+    slot_lookup = const SLOT_LOOKUP,
+    slot_magic = const SLOT_MAGIC,
+    magic = const MAGIC,
+    fs = const OFF_FS_BASE,
+    mxcsr = const OFF_MXCSR,
+    xmm = const OFF_XMM,
+    rflags = const OFF_RFLAGS,
+    gpr = const OFF_GPR,
+    rip = const OFF_RIP,
+    s_rax = const S_RAX,
+    s_rcx = const S_RCX,
+    s_rdx = const S_RDX,
+    s_flags = const S_FLAGS,
+    s_target = const S_TARGET,
+    lookup = const OFF_LOOKUP,
+    exit_arg = const OFF_EXIT_ARG,
+    exit_reason = const OFF_EXIT_REASON,
+    lookup_exit = const exit::LOOKUP,
+);
+
+unsafe extern "C" {
+    /// Enter generated code at `code` with the guest state of `ctx`; returns when it exits.
+    pub fn ldnc_x86_enter(ctx: *mut crate::ctx::ThreadCtx, code: u64);
+}
+
+/// If the current thread is inside generated code (GS base points at an entered context), switch
+/// FS back to the host's so Rust code (thread-locals) works, and return the guest FS base to put
+/// back with [`leave_signal_handler`]. Call first thing in a host signal handler.
+///
+/// # Safety
+/// Must be called from a signal handler on the thread that received the signal, before any
+/// thread-local access, and paired with [`leave_signal_handler`].
+pub unsafe fn enter_signal_handler() -> Option<u64> {
+    let gs: u64;
+    // SAFETY: RDGSBASE is enabled on every kernel ld-nc supports on x86_64 (HWCAP2_FSGSBASE).
+    unsafe { core::arch::asm!("rdgsbase {}", out(reg) gs, options(nomem, nostack)) };
+    if gs == 0 {
+        return None;
+    }
+    let magic: u64;
+    let host_fs: u64;
+    let guest_fs: u64;
+    // SAFETY: a non-zero GS base on a thread of ld-nc is only ever set to a live ThreadCtx, whose
+    // magic slot we check before trusting the rest.
+    unsafe {
+        core::arch::asm!(
+            "mov {m}, gs:[{sm}]",
+            "mov {h}, gs:[{sh}]",
+            "rdfsbase {g}",
+            m = out(reg) magic, h = out(reg) host_fs, g = out(reg) guest_fs,
+            sm = const SLOT_MAGIC, sh = const SLOT_HOST_FS,
+            options(nostack, readonly)
+        );
+    }
+    if magic != MAGIC || guest_fs == host_fs {
+        return None;
+    }
+    // SAFETY: restoring the host's own FS base.
+    unsafe { core::arch::asm!("wrfsbase {}", in(reg) host_fs, options(nomem, nostack)) };
+    Some(guest_fs)
+}
+
+/// Undo [`enter_signal_handler`] before returning from a signal handler.
+///
+/// # Safety
+/// `saved` must come from the matching [`enter_signal_handler`] call on this thread.
+pub unsafe fn leave_signal_handler(saved: Option<u64>) {
+    if let Some(fs) = saved {
+        // SAFETY: putting back the guest FS base that was live when the signal arrived.
+        unsafe { core::arch::asm!("wrfsbase {}", in(reg) fs, options(nomem, nostack)) };
+    }
+}

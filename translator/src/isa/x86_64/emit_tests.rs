@@ -1,0 +1,149 @@
+//! Tests of the x86_64 backend's rewriting: translated bytes decoded back and checked, and small
+//! blocks run for real through the dispatcher.
+
+use super::*;
+use crate::frontend::{decode_block, RangeSource};
+use crate::{Exit, ThreadCtx, Translator};
+use iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter};
+
+fn disasm(code: &[u8], ip: u64) -> Vec<String> {
+    let mut d = Decoder::with_ip(64, code, ip, DecoderOptions::NONE);
+    let mut f = IntelFormatter::new();
+    let mut v = Vec::new();
+    for i in &mut d {
+        let mut s = String::new();
+        f.format(&i, &mut s);
+        v.push(s);
+    }
+    v
+}
+
+fn translate(code: &'static [u8]) -> (Vec<String>, Translated, u64) {
+    let start = code.as_ptr() as u64;
+    // SAFETY: static data outlives the test.
+    let src = unsafe { RangeSource::new(vec![(start, start + code.len() as u64)]) };
+    let block = decode_block(&src, start);
+    let mut out = Vec::new();
+    let base = 0x7000_0000_0000;
+    let t = X86Backend::new().translate(&block, base, &mut out).expect("translates");
+    (disasm(&out, base), t, start)
+}
+
+#[test]
+fn plain_instructions_are_copied_verbatim() {
+    // add rax, rbx; imul ecx, edx; ret
+    static CODE: [u8; 7] = [0x48, 0x01, 0xd8, 0x0f, 0xaf, 0xca, 0xc3];
+    let (text, _, _) = translate(&CODE);
+    assert_eq!(text[0], "add rax,rbx");
+    assert_eq!(text[1], "imul ecx,edx");
+    // ret: spill RCX, pop the target, go to the lookup routine.
+    assert_eq!(text[2], "mov gs:[0x200],rcx".replace("0x200", &format!("{:X}h", S_RCX)));
+}
+
+#[test]
+fn direct_jump_is_a_link_site() {
+    // jmp +0x10
+    static CODE: [u8; 2] = [0xeb, 0x10];
+    let (text, t, start) = translate(&CODE);
+    assert_eq!(t.link_sites.len(), 1);
+    assert_eq!(t.link_sites[0].offset, 0);
+    assert_eq!(t.link_sites[0].target, start + 0x12);
+    assert!(text[0].starts_with("jmp "));
+}
+
+#[test]
+fn jcc_has_two_link_sites() {
+    // cmp eax, 1; jne +5
+    static CODE: [u8; 5] = [0x83, 0xf8, 0x01, 0x75, 0x05];
+    let (text, t, start) = translate(&CODE);
+    assert_eq!(text[0], "cmp eax,1");
+    assert!(text[1].starts_with("jne "));
+    let targets: Vec<u64> = t.link_sites.iter().map(|l| l.target).collect();
+    assert_eq!(targets, vec![start + 5, start + 10]);
+}
+
+#[test]
+fn rip_relative_load_is_reaimed() {
+    // mov rax, [rip + 0x100]
+    static CODE: [u8; 8] = [0x48, 0x8b, 0x05, 0x00, 0x01, 0x00, 0x00, 0x90];
+    let (text, _, start) = translate(&CODE);
+    let target = start + 7 + 0x100;
+    let joined = text.join("; ");
+    assert!(joined.contains(&format!("{target:X}h")), "{joined}");
+    assert!(!joined.contains("rip"), "{joined}");
+}
+
+fn run(code: &'static [u8], setup: impl FnOnce(&mut ThreadCtx)) -> (Exit, Box<ThreadCtx>) {
+    let start = code.as_ptr() as u64;
+    // SAFETY: static data outlives the translator.
+    let src = unsafe { RangeSource::new(vec![(start, start + code.len() as u64)]) };
+    let mut tr = Translator::<X86Backend>::with_cache_size(Box::new(src), 1 << 20).expect("cache");
+    let mut ctx = ThreadCtx::new();
+    let mut stack = vec![0u64; 1024];
+    ctx.cpu.set(crate::Gpr::Rsp, stack.as_mut_ptr() as u64 + 4096);
+    ctx.cpu.rip = start;
+    setup(&mut ctx);
+    // SAFETY: the code only touches registers and the stack above.
+    let e = unsafe { tr.run(&mut ctx) };
+    drop(stack);
+    (e, ctx)
+}
+
+#[test]
+fn loop_runs_and_flags_come_back() {
+    // xor eax,eax; mov ecx,10; L: add eax,ecx; dec ecx; jnz L; cmp eax,55; int3
+    static CODE: [u8; 19] = [
+        0x31, 0xc0, 0xb9, 0x0a, 0x00, 0x00, 0x00, 0x01, 0xc8, 0xff, 0xc9, 0x75, 0xfa, 0x83, 0xf8, 0x37, 0xcc, 0x90, 0x90,
+    ];
+    let (e, ctx) = run(&CODE, |_| {});
+    assert_eq!(e, Exit::Breakpoint);
+    assert_eq!(ctx.cpu.get(crate::Gpr::Rax), 55);
+    assert_ne!(ctx.cpu.rflags & crate::cpu::flags::ZF, 0);
+    assert_eq!(ctx.cpu.rip, CODE.as_ptr() as u64 + 17);
+}
+
+#[test]
+fn call_and_ret_push_guest_addresses() {
+    // call f; int3; f: mov rax,[rsp]; ret
+    static CODE: [u8; 11] = [0xe8, 0x01, 0x00, 0x00, 0x00, 0xcc, 0x48, 0x8b, 0x04, 0x24, 0xc3];
+    let (e, ctx) = run(&CODE, |_| {});
+    assert_eq!(e, Exit::Breakpoint);
+    assert_eq!(ctx.cpu.get(crate::Gpr::Rax), CODE.as_ptr() as u64 + 5);
+}
+
+#[test]
+fn syscall_and_cpuid_exit_with_rip_after() {
+    // cpuid; syscall
+    static CODE: [u8; 4] = [0x0f, 0xa2, 0x0f, 0x05];
+    let (e, ctx) = run(&CODE, |c| c.cpu.set(crate::Gpr::Rax, 0));
+    assert_eq!(e, Exit::Syscall);
+    assert_eq!(ctx.cpu.rip, CODE.as_ptr() as u64 + 4);
+    // CPUID leaf 0 answered by the model: "Genu" in EBX.
+    assert_eq!(ctx.cpu.get(crate::Gpr::Rbx), u64::from(u32::from_le_bytes(*b"Genu")));
+}
+
+#[test]
+fn xmm_and_fs_state_round_trip() {
+    // paddq xmm1, xmm2; mov rax, fs:[0]; int3
+    static CODE: [u8; 14] = [0x66, 0x0f, 0xd4, 0xca, 0x64, 0x48, 0x8b, 0x04, 0x25, 0, 0, 0, 0, 0xcc];
+    static TLS: u64 = 0x1234_5678;
+    let (e, ctx) = run(&CODE, |c| {
+        c.cpu.xmm[1] = [1, 2];
+        c.cpu.xmm[2] = [10, 20];
+        c.cpu.fs_base = &TLS as *const u64 as u64;
+    });
+    assert_eq!(e, Exit::Breakpoint);
+    assert_eq!(ctx.cpu.xmm[1], [11, 22]);
+    assert_eq!(ctx.cpu.get(crate::Gpr::Rax), 0x1234_5678);
+}
+
+#[test]
+fn indirect_call_through_register_and_lookup_hit() {
+    // lea rdx,[rip+f]; call rdx; call rdx; int3; f: inc rbx; ret
+    static CODE: [u8; 19] = [
+        0x48, 0x8d, 0x15, 0x07, 0x00, 0x00, 0x00, 0xff, 0xd2, 0xff, 0xd2, 0xcc, 0x90, 0x90, 0x48, 0xff, 0xc3, 0xc3, 0x90,
+    ];
+    let (e, ctx) = run(&CODE, |_| {});
+    assert_eq!(e, Exit::Breakpoint);
+    assert_eq!(ctx.cpu.get(crate::Gpr::Rbx), 2);
+}
