@@ -114,6 +114,9 @@ pub struct BlockInfo {
     pub out_links: Vec<(u64, u64, Vec<u8>)>,
     /// Link sites elsewhere that were patched to jump here.
     pub in_links: Vec<u64>,
+    /// The guest can write the code (it is watched for self-modification): reach it only through
+    /// the lookup table, never a direct link.
+    pub volatile: bool,
 }
 
 /// The map from guest code to host code, with links and page index.
@@ -224,8 +227,8 @@ mod tests {
     #[test]
     fn invalidate_removes_overlapping_blocks_and_unlinks() {
         let mut m = BlockMap::default();
-        m.insert(0x1000, BlockInfo { host: 0xa000, guest_end: 0x1010, out_links: vec![(0xa008, 0x2000, vec![1, 2])], in_links: vec![] });
-        m.insert(0x2000, BlockInfo { host: 0xb000, guest_end: 0x2010, out_links: vec![], in_links: vec![0xa008] });
+        m.insert(0x1000, BlockInfo { host: 0xa000, guest_end: 0x1010, out_links: vec![(0xa008, 0x2000, vec![1, 2])], in_links: vec![], volatile: false });
+        m.insert(0x2000, BlockInfo { host: 0xb000, guest_end: 0x2010, out_links: vec![], in_links: vec![0xa008], volatile: false });
         let restore = m.invalidate(0x2004, 0x2005);
         assert_eq!(restore, vec![(0xa008, vec![1, 2])]);
         assert!(m.get(0x2000).is_none());

@@ -6,7 +6,9 @@ use crate::cache::{BlockInfo, BlockMap, CodeMemory};
 use crate::ctx::{exit, ThreadCtx};
 use crate::frontend::{self, CodeSource};
 use crate::isa::Backend;
+use crate::smc::SmcState;
 use crate::{Error, Exit, Unsupported};
+use std::sync::Arc;
 
 /// Default size of the code cache.
 pub const DEFAULT_CACHE_SIZE: usize = 256 << 20;
@@ -21,6 +23,7 @@ pub struct Translator<B: Backend> {
     code: CodeMemory,
     map: BlockMap,
     scratch: Vec<u8>,
+    smc: Arc<SmcState>,
     /// Number of blocks translated so far (for statistics and tests).
     pub blocks_translated: u64,
     /// Number of full cache flushes so far.
@@ -44,12 +47,16 @@ impl<B: Backend> Translator<B> {
 
     /// As [`Translator::new`] with a chosen code-cache size.
     pub fn with_cache_size(source: Box<dyn CodeSource>, size: usize) -> Result<Self, Error> {
+        let mut map = BlockMap::default();
+        let smc = Arc::new(SmcState::default());
+        smc.set_lookup(map.lookup.as_mut_ptr());
         Ok(Translator {
             backend: B::new(),
             source,
             code: CodeMemory::new(size).map_err(Error::CacheMap)?,
-            map: BlockMap::default(),
+            map,
             scratch: Vec::with_capacity(MAX_BLOCK_HOST_BYTES),
+            smc,
             blocks_translated: 0,
             flushes: 0,
         })
@@ -58,6 +65,23 @@ impl<B: Backend> Translator<B> {
     /// The backend in use.
     pub fn backend(&self) -> &B {
         &self.backend
+    }
+
+    /// The handle the runtime's write-fault handler reports guest writes to watched code through.
+    pub fn smc(&self) -> Arc<SmcState> {
+        Arc::clone(&self.smc)
+    }
+
+    /// Drop translations of pages the guest wrote to since the last call.
+    fn apply_guest_writes(&mut self) {
+        let mut pages = Vec::new();
+        if self.smc.drain(|p| pages.push(p)).is_err() {
+            self.flush();
+            return;
+        }
+        for p in pages {
+            self.invalidate(p, p + crate::cache::PAGE_SIZE);
+        }
     }
 
     /// CPUID as the guest sees it.
@@ -112,7 +136,8 @@ impl<B: Backend> Translator<B> {
             })
             .collect();
         let (_, guest_end) = block.guest_range();
-        self.map.insert(pc, BlockInfo { host, guest_end, out_links, in_links: Vec::new() });
+        let volatile = self.source.watch_code(pc, guest_end);
+        self.map.insert(pc, BlockInfo { host, guest_end, out_links, in_links: Vec::new(), volatile });
         self.blocks_translated += 1;
         log::trace!(target: "translator", "block {pc:#x} -> {host:#x} ({} insns)", block.insns.len());
         Ok(host)
@@ -143,11 +168,12 @@ impl<B: Backend> Translator<B> {
         if self.backend.encode_link(site, target_host, &mut bytes).is_none() {
             return;
         }
+        match self.map.blocks.get_mut(&target_guest) {
+            Some(t) if !t.volatile => t.in_links.push(site),
+            _ => return,
+        }
         self.code.patch(site, &bytes);
         self.backend.flush_icache(site, bytes.len());
-        if let Some(t) = self.map.blocks.get_mut(&target_guest) {
-            t.in_links.push(site);
-        }
     }
 
     fn unsupported_at(&self, pc: u64) -> Unsupported {
@@ -172,6 +198,7 @@ impl<B: Backend> Translator<B> {
         ctx.lookup_mask = BlockMap::MASK;
         let mut link_from = 0u64;
         loop {
+            self.apply_guest_writes();
             let pc = ctx.cpu.rip;
             let host = match self.lookup_or_translate(pc) {
                 Ok(h) => h,

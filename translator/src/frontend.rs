@@ -17,6 +17,14 @@ pub trait CodeSource {
     /// Copy up to `buf.len()` bytes of guest memory at `pc` into `buf`; return how many were
     /// readable (0 if `pc` itself is not).
     fn fetch(&self, pc: u64, buf: &mut [u8]) -> usize;
+
+    /// Code in `[start, end)` was just translated. If the guest can write there, the runtime
+    /// write-protects it on the host, reports faulting writes to [`crate::smc::SmcState`], and
+    /// returns `true`: such blocks are never linked to directly. The default (read-only code)
+    /// returns `false`.
+    fn watch_code(&self, _start: u64, _end: u64) -> bool {
+        false
+    }
 }
 
 /// A [`CodeSource`] over a fixed list of readable `[start, end)` ranges of this address space.

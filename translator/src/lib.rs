@@ -12,6 +12,7 @@ pub mod ctx;
 pub mod dispatch;
 pub mod frontend;
 pub mod isa;
+pub mod smc;
 
 use std::fmt;
 
