@@ -1,0 +1,227 @@
+//! A small test runner for `harness = false` integration tests whose cases are only known at run
+//! time (one per program × compiler variant, or per busybox command). It reports every case
+//! separately in libtest's format, accepts the usual `cargo test` arguments (name filters,
+//! `--exact`, `--skip`, `--list`, `--test-threads`), runs cases on worker threads, and applies
+//! KNOWN-FAILING: an expected failure is reported as `ignored` with its reason (it did not pass),
+//! an expected failure that passes is a failure.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Instant;
+
+/// Why a case did not pass.
+#[derive(Debug, Clone)]
+pub enum Failure {
+    /// The case ran and its result was wrong (KNOWN-FAILING may excuse this).
+    Case(String),
+    /// The case could not be run at all (a compiler or the ld-nc binary is missing): never excused.
+    Setup(String),
+}
+
+impl Failure {
+    pub fn message(&self) -> &str {
+        match self {
+            Failure::Case(m) | Failure::Setup(m) => m,
+        }
+    }
+}
+
+type Body = Box<dyn FnOnce() -> Result<(), Failure> + Send>;
+
+/// One reported case.
+pub struct Trial {
+    pub name: String,
+    /// Set when a KNOWN-FAILING line lists this case: a description naming the file, line and reason.
+    pub expected_failure: Option<String>,
+    body: Body,
+}
+
+impl std::fmt::Debug for Trial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trial").field("name", &self.name).field("expected_failure", &self.expected_failure).finish()
+    }
+}
+
+impl Trial {
+    pub fn new(name: impl Into<String>, body: impl FnOnce() -> Result<(), Failure> + Send + 'static) -> Trial {
+        Trial { name: name.into(), expected_failure: None, body: Box::new(body) }
+    }
+
+    pub fn expect_failure(mut self, why: Option<String>) -> Trial {
+        self.expected_failure = why;
+        self
+    }
+}
+
+#[derive(Debug, Default)]
+struct Args {
+    filters: Vec<String>,
+    skips: Vec<String>,
+    exact: bool,
+    list: bool,
+    threads: Option<usize>,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args::default();
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--exact" => a.exact = true,
+            "--list" => a.list = true,
+            "--skip" => a.skips.extend(it.next()),
+            "--test-threads" => a.threads = it.next().and_then(|n| n.parse().ok()),
+            // Flags with a value that we accept and ignore.
+            "--color" | "--format" | "-Z" | "--logfile" | "--report-time" => {
+                it.next();
+            }
+            s if s.starts_with("--test-threads=") => a.threads = s["--test-threads=".len()..].parse().ok(),
+            s if s.starts_with("--skip=") => a.skips.push(s["--skip=".len()..].to_string()),
+            s if s.starts_with('-') => {}
+            s => a.filters.push(s.to_string()),
+        }
+    }
+    a
+}
+
+fn selected(a: &Args, name: &str) -> bool {
+    let hit = |f: &String| if a.exact { name == f } else { name.contains(f.as_str()) };
+    (a.filters.is_empty() || a.filters.iter().any(hit)) && !a.skips.iter().any(|s| name.contains(s.as_str()))
+}
+
+enum Verdict {
+    Passed,
+    Failed(String),
+    Known(String),
+}
+
+fn judge(expected: Option<&String>, result: Result<(), Failure>) -> Verdict {
+    match (expected, result) {
+        (None, Ok(())) => Verdict::Passed,
+        (Some(why), Ok(())) => Verdict::Failed(format!(
+            "passed, but it is listed as a known failure ({why}): remove that line so the list stays honest"
+        )),
+        (Some(why), Err(Failure::Case(_))) => Verdict::Known(why.clone()),
+        (_, Err(f)) => Verdict::Failed(f.message().to_string()),
+    }
+}
+
+/// Runs the selected trials and prints libtest-style results; the exit code is failure if any
+/// selected trial failed.
+pub fn run(trials: Vec<Trial>) -> ExitCode {
+    let args = parse_args();
+    let total = trials.len();
+    let chosen: VecDeque<Trial> = trials.into_iter().filter(|t| selected(&args, &t.name)).collect();
+    let filtered_out = total - chosen.len();
+    if args.list {
+        for t in &chosen {
+            println!("{}: test", t.name);
+        }
+        return ExitCode::SUCCESS;
+    }
+    println!("\nrunning {} tests", chosen.len());
+    let start = Instant::now();
+    let threads = args
+        .threads
+        .or_else(|| std::env::var("RUST_TEST_THREADS").ok().and_then(|n| n.parse().ok()))
+        .unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let queue = Arc::new(Mutex::new(chosen));
+    let results: Arc<Mutex<Vec<(String, Verdict)>>> = Arc::new(Mutex::new(Vec::new()));
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            let queue = Arc::clone(&queue);
+            let results = Arc::clone(&results);
+            thread::spawn(move || loop {
+                let next = queue.lock().map(|mut q| q.pop_front()).unwrap_or(None);
+                let Some(trial) = next else { break };
+                let Trial { name, expected_failure, body } = trial;
+                let result = catch_unwind(AssertUnwindSafe(body))
+                    .unwrap_or_else(|_| Err(Failure::Setup("the case panicked".to_string())));
+                let verdict = judge(expected_failure.as_ref(), result);
+                let line = match &verdict {
+                    Verdict::Passed => format!("test {name} ... ok"),
+                    Verdict::Failed(_) => format!("test {name} ... FAILED"),
+                    Verdict::Known(why) => format!("test {name} ... ignored, known failure: {why}"),
+                };
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+                drop(out);
+                if let Ok(mut r) = results.lock() {
+                    r.push((name, verdict));
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        let _ = w.join();
+    }
+    let mut results = match Arc::try_unwrap(results).map(|m| m.into_inner()) {
+        Ok(Ok(r)) => r,
+        _ => {
+            eprintln!("test runner lost its results");
+            return ExitCode::FAILURE;
+        }
+    };
+    results.sort_by(|a, b| a.0.cmp(&b.0));
+    let failed: Vec<_> = results
+        .iter()
+        .filter_map(|(n, v)| if let Verdict::Failed(m) = v { Some((n, m)) } else { None })
+        .collect();
+    let passed = results.iter().filter(|(_, v)| matches!(v, Verdict::Passed)).count();
+    let known = results.iter().filter(|(_, v)| matches!(v, Verdict::Known(_))).count();
+    if !failed.is_empty() {
+        println!("\nfailures:\n");
+        for (name, msg) in &failed {
+            println!("---- {name} ----\n{msg}\n");
+        }
+        println!("failures:");
+        for (name, _) in &failed {
+            println!("    {name}");
+        }
+    }
+    println!(
+        "\ntest result: {}. {passed} passed; {} failed; {known} ignored; 0 measured; {filtered_out} filtered out; \
+         finished in {:.2}s\n",
+        if failed.is_empty() { "ok" } else { "FAILED" },
+        failed.len(),
+        start.elapsed().as_secs_f64()
+    );
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_failures_are_judged_both_ways() {
+        let why = "KNOWN-FAILING:3 (no backend)".to_string();
+        assert!(matches!(judge(None, Ok(())), Verdict::Passed));
+        assert!(matches!(judge(Some(&why), Ok(())), Verdict::Failed(_)));
+        assert!(matches!(judge(Some(&why), Err(Failure::Case("x".into()))), Verdict::Known(_)));
+        assert!(matches!(judge(Some(&why), Err(Failure::Setup("x".into()))), Verdict::Failed(_)));
+        assert!(matches!(judge(None, Err(Failure::Case("x".into()))), Verdict::Failed(_)));
+    }
+
+    #[test]
+    fn filters_select_by_substring_or_exactly() {
+        let mut a = Args { filters: vec!["arith".into()], ..Args::default() };
+        assert!(selected(&a, "ldnc/arith/gcc-static"));
+        assert!(!selected(&a, "ldnc/float/gcc-static"));
+        a.exact = true;
+        assert!(!selected(&a, "ldnc/arith/gcc-static"));
+        let b = Args { skips: vec!["musl".into()], ..Args::default() };
+        assert!(!selected(&b, "native/arith/musl-static"));
+        assert!(selected(&b, "native/arith/gcc-static"));
+    }
+}
