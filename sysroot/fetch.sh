@@ -128,6 +128,9 @@ for arch in amd64 riscv64; do
             deb=$(ls "$d/${p}_${vf}_"*.deb | head -n 1)
         fi
         dpkg -x "$deb" "$dest"
+        # The generator reads each package's own file list to know which headers are its own.
+        mkdir -p "$dest/lists"
+        dpkg-deb --fsys-tarfile "$deb" | tar -t | sed 's|^\./|/|' > "$dest/lists/$p.list"
     done < "$tmp_lock"
     echo "fetch.sh: $arch unpacked into $dest"
 done

@@ -6,7 +6,11 @@
 //! feature, since it needs libclang, which the riscv64 host does not have.
 
 pub mod manifest;
+pub mod report;
 pub mod types;
 
 pub use manifest::{check_against_exports, Class, Conversion, Kind, Manifest, ManifestError, Reason, Record, Report};
 pub use types::{parse_sig, parse_ty, Aggregate, Leaf, Signature, Ty, Varargs};
+
+#[cfg(feature = "generator")]
+pub mod gen;

@@ -24,6 +24,8 @@ pub struct Manifest {
     /// Other `key value` header directives (`suite`, `header`, `generator`...), in order.
     pub info: Vec<(String, String)>,
     pub records: Vec<Record>,
+    /// Comment lines written after the header (the reader does not keep comments).
+    pub comments: Vec<String>,
     index: HashMap<String, usize>,
 }
 
@@ -45,6 +47,9 @@ pub struct Record {
 pub enum Kind {
     Func(Signature),
     Data { size: u64 },
+    /// A function-pointer field of a struct that native code may call (`Tag.field`): the fault
+    /// path uses its signature when such a pointer holds a guest function.
+    Field(Signature),
 }
 
 /// How the bridge treats a symbol.
@@ -240,7 +245,7 @@ impl Manifest {
                 continue;
             }
             match first {
-                "func" | "data" => {
+                "func" | "data" | "field" => {
                     let rec = parse_record(first, &mut words, line, note).map_err(err)?;
                     if m.soname.is_empty() {
                         return Err(err("a record before the `soname` directive".into()));
@@ -335,7 +340,7 @@ impl Manifest {
     /// Build a manifest in memory (used by the generator); `records` must have unique names.
     pub fn new(soname: &str, packages: Vec<(String, String)>, info: Vec<(String, String)>, records: Vec<Record>) -> Manifest {
         let index = records.iter().enumerate().map(|(i, r)| (r.name.clone(), i)).collect();
-        Manifest { origin: String::new(), soname: soname.to_owned(), packages, info, records, index }
+        Manifest { origin: String::new(), soname: soname.to_owned(), packages, info, records, comments: Vec::new(), index }
     }
 }
 
@@ -359,9 +364,13 @@ fn parse_record<'a>(
     if !valid_symbol(name) {
         return Err(format!("bad symbol name `{sym}`"));
     }
-    let what = words.next().ok_or_else(|| format!("`{name}`: missing {}", if kind == "func" { "signature" } else { "size" }))?;
-    let kind = if kind == "func" {
-        Kind::Func(parse_sig(what).map_err(|e| format!("`{name}`: bad signature `{what}`: {e}"))?)
+    let what = words.next().ok_or_else(|| format!("`{name}`: missing {}", if kind == "data" { "size" } else { "signature" }))?;
+    if kind == "field" && (version.is_some() || !name.contains('.')) {
+        return Err(format!("field record `{sym}` must be named `Tag.field`, without a version"));
+    }
+    let kind = if kind != "data" {
+        let sig = parse_sig(what).map_err(|e| format!("`{name}`: bad signature `{what}`: {e}"))?;
+        if kind == "func" { Kind::Func(sig) } else { Kind::Field(sig) }
     } else {
         match what.parse::<u64>() {
             Ok(size) => Kind::Data { size },
@@ -417,13 +426,14 @@ impl fmt::Display for Record {
         let kind = match self.kind {
             Kind::Func(_) => "func",
             Kind::Data { .. } => "data",
+            Kind::Field(_) => "field",
         };
         write!(f, "{kind} {}", self.name)?;
         if let Some(v) = &self.version {
             write!(f, "@{v}")?;
         }
         match &self.kind {
-            Kind::Func(sig) => write!(f, " {sig}")?,
+            Kind::Func(sig) | Kind::Field(sig) => write!(f, " {sig}")?,
             Kind::Data { size } => write!(f, " {size}")?,
         }
         match &self.class {
@@ -462,6 +472,9 @@ impl fmt::Display for Manifest {
         for (k, v) in &self.info {
             writeln!(f, "{k} {v}")?;
         }
+        for c in &self.comments {
+            writeln!(f, "# {c}")?;
+        }
         for r in &self.records {
             writeln!(f, "{r}")?;
         }
@@ -488,6 +501,9 @@ pub fn check_against_exports(m: &Manifest, exports: &[&str]) -> Report {
     let host: std::collections::HashSet<&str> = exports.iter().map(|e| e.split('@').next().unwrap_or(e)).collect();
     let mut r = Report::default();
     for rec in &m.records {
+        if matches!(rec.kind, Kind::Field(_)) {
+            continue;
+        }
         if matches!(rec.class, Class::Exclude { .. }) {
             r.excluded += 1;
         } else if host.contains(rec.name.as_str()) {
