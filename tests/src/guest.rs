@@ -3,9 +3,13 @@
 //! into a build folder with an mtime cache, and their golden outputs (reading, comparing and
 //! blessing).
 //!
-//! Settings are `//! arg: VALUE` and `//! env: KEY=VALUE` lines in the source: each `arg` line is
-//! one argument, verbatim after the first space (`@TMPDIR@` becomes a fresh empty directory made
-//! for the run); each `env` line adds one variable to the otherwise empty environment.
+//! Sources are C (`NAME.c`) or assembly run through the C preprocessor (`NAME.S`, linked with
+//! `-nostdlib`: the program brings its own `_start`, which makes it the smallest possible guest).
+//!
+//! Settings are `//! arg: VALUE`, `//! env: KEY=VALUE` and `//! variants: V…` lines in the source:
+//! each `arg` line is one argument, verbatim after the first space (`@TMPDIR@` becomes a fresh
+//! empty directory made for the run); each `env` line adds one variable to the otherwise empty
+//! environment; `variants` limits the compiler variants (by name) the program is built with.
 //!
 //! Golden files: `NAME.out` is the exact stdout; `NAME.status` holds the exit status in decimal
 //! when it is not 0 (128+N for a death by signal N). Where a C library legitimately prints
@@ -42,7 +46,7 @@ impl Variant {
         }
     }
 
-    /// Compiler and flags, before `-o OUT SRC -lm`.
+    /// Compiler and flags, before `-o OUT SRC [-lm]`.
     pub fn compiler(self) -> (&'static str, &'static [&'static str]) {
         match self {
             Variant::GccStatic => ("gcc", &["-static", "-O2"]),
@@ -52,13 +56,21 @@ impl Variant {
     }
 }
 
-/// One guest C program and its settings.
+/// One guest program and its settings.
 #[derive(Debug, Clone)]
 pub struct Program {
     pub name: String,
     pub source: PathBuf,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
+    pub variants: Vec<Variant>,
+}
+
+impl Program {
+    /// Assembly sources are linked without a C library.
+    pub fn is_assembly(&self) -> bool {
+        self.source.extension().is_some_and(|e| e == "S")
+    }
 }
 
 #[derive(Debug)]
@@ -73,9 +85,11 @@ impl fmt::Display for GuestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             GuestError::Io { path, error } => write!(f, "{}: {error}", path.display()),
-            GuestError::BadSetting { path, line, text } => {
-                write!(f, "{}:{line}: bad setting {text:?} (expected `//! arg: …` or `//! env: KEY=VALUE`)", path.display())
-            }
+            GuestError::BadSetting { path, line, text } => write!(
+                f,
+                "{}:{line}: bad setting {text:?} (expected `//! arg: …`, `//! env: KEY=VALUE` or `//! variants: NAME…`)",
+                path.display()
+            ),
             GuestError::Compile { command, status, stderr } => {
                 write!(f, "`{command}` failed with status {status}:\n{stderr}")
             }
@@ -95,17 +109,19 @@ pub fn programs_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("programs")
 }
 
-/// The `//! arg:` / `//! env:` settings of one program.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The `//! arg:` / `//! env:` / `//! variants:` settings of one program.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
+    pub variants: Vec<Variant>,
 }
 
 /// Reads the `//! arg:` / `//! env:` settings of one source file.
 pub fn parse_settings(path: &Path, text: &str) -> Result<Settings, GuestError> {
     let mut args = Vec::new();
     let mut env = Vec::new();
+    let mut variants = Variant::ALL.to_vec();
     for (i, line) in text.lines().enumerate() {
         let Some(rest) = line.strip_prefix("//!") else { continue };
         let rest = rest.strip_prefix(' ').unwrap_or(rest);
@@ -119,11 +135,19 @@ pub fn parse_settings(path: &Path, text: &str) -> Result<Settings, GuestError> {
                 return Err(bad());
             }
             env.push((k.to_string(), val.to_string()));
+        } else if let Some(v) = rest.strip_prefix("variants:") {
+            variants = v
+                .split_whitespace()
+                .map(|n| Variant::ALL.into_iter().find(|x| x.name() == n).ok_or_else(bad))
+                .collect::<Result<_, _>>()?;
+            if variants.is_empty() {
+                return Err(bad());
+            }
         } else {
             return Err(bad());
         }
     }
-    Ok(Settings { args, env })
+    Ok(Settings { args, env, variants })
 }
 
 /// All programs in `dir`, sorted by name.
@@ -131,11 +155,11 @@ pub fn discover(dir: &Path) -> Result<Vec<Program>, GuestError> {
     let mut out = Vec::new();
     for entry in fs::read_dir(dir).map_err(io_err(dir))? {
         let path = entry.map_err(io_err(dir))?.path();
-        if path.extension().is_some_and(|e| e == "c") {
+        if path.extension().is_some_and(|e| e == "c" || e == "S") {
             let text = fs::read_to_string(&path).map_err(io_err(&path))?;
-            let Settings { args, env } = parse_settings(&path, &text)?;
+            let Settings { args, env, variants } = parse_settings(&path, &text)?;
             let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            out.push(Program { name, source: path, args, env });
+            out.push(Program { name, source: path, args, env, variants });
         }
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -161,7 +185,20 @@ pub fn build(program: &Program, variant: Variant, root: &Path) -> Result<PathBuf
     let out = dir.join(&program.name);
     let stamp = dir.join(format!("{}.cmd", program.name));
     let (cc, flags) = variant.compiler();
-    let command = format!("{cc} {} -o {} {} -lm", flags.join(" "), out.display(), program.source.display());
+    let mut flags: Vec<&str> = flags.to_vec();
+    let libs: &[&str] = if program.is_assembly() {
+        flags.push("-nostdlib");
+        &[]
+    } else {
+        &["-lm"]
+    };
+    let command = format!(
+        "{cc} {} -o {} {} {}",
+        flags.join(" "),
+        out.display(),
+        program.source.display(),
+        libs.join(" ")
+    );
     let fresh = match (mtime(&out), mtime(&program.source)) {
         (Some(o), Some(s)) => o >= s && fs::read_to_string(&stamp).is_ok_and(|c| c == command),
         _ => false,
@@ -172,7 +209,7 @@ pub fn build(program: &Program, variant: Variant, root: &Path) -> Result<PathBuf
     // Build under a unique name and rename, so concurrent test processes never see half a file.
     let tmp = dir.join(format!(".{}.{}.tmp", program.name, std::process::id()));
     let mut cmd = Command::new(cc);
-    cmd.args(flags).arg("-o").arg(&tmp).arg(&program.source).arg("-lm");
+    cmd.args(&flags).arg("-o").arg(&tmp).arg(&program.source).args(libs);
     let o = process::run(cmd, None, Duration::from_secs(300))
         .map_err(|e| GuestError::CompilerMissing { command: command.clone(), error: e.to_string() })?;
     if o.status != 0 {
@@ -231,8 +268,8 @@ fn write_or_remove(path: &Path, content: Option<Vec<u8>>) -> Result<(), GuestErr
     }
 }
 
-/// Writes golden files from native results, one per variant in `Variant::ALL` order: the first
-/// variant's result becomes `NAME.out`/`NAME.status`; another variant gets override files only
+/// Writes golden files from native results, one per variant in `Variant::ALL` order (the
+/// program's variants): the first variant's result becomes `NAME.out`/`NAME.status`; another variant gets override files only
 /// where its result differs (stale overrides are removed).
 pub fn bless(dir: &Path, name: &str, results: &[(Variant, Golden)]) -> Result<(), GuestError> {
     let Some((_, base)) = results.first() else { return Ok(()) };
@@ -283,9 +320,14 @@ mod tests {
     #[test]
     fn settings_are_parsed_verbatim() {
         let text = "//! arg: two words\n//! arg:\n//! env: A=b=c\n//! env: EMPTY=\nint main;\n";
-        let Settings { args, env } = parse_settings(Path::new("x.c"), text).expect("valid settings");
+        let Settings { args, env, variants } = parse_settings(Path::new("x.c"), text).expect("valid settings");
         assert_eq!(args, ["two words", ""]);
         assert_eq!(env, [("A".to_string(), "b=c".to_string()), ("EMPTY".to_string(), String::new())]);
+        assert_eq!(variants, Variant::ALL);
+        let s = parse_settings(Path::new("x.S"), "//! variants: gcc-static gcc-static-pie\n").expect("valid");
+        assert_eq!(s.variants, [Variant::GccStatic, Variant::GccStaticPie]);
+        assert!(parse_settings(Path::new("x.S"), "//! variants: clang\n").is_err());
+        assert!(parse_settings(Path::new("x.S"), "//! variants:\n").is_err());
         assert!(parse_settings(Path::new("x.c"), "//! env: NOEQUALS\n").is_err());
         assert!(parse_settings(Path::new("x.c"), "//! typo: 1\n").is_err());
     }

@@ -82,7 +82,7 @@ fn golden_for(ctx: &Ctx, program: &Program, variant: Variant) -> Result<Golden, 
 fn bless_all(ctx: &Ctx, programs: &[Program]) -> Result<(), String> {
     for p in programs {
         let mut results = Vec::new();
-        for v in Variant::ALL {
+        for &v in &p.variants {
             let exe = guest::build(p, v, &ctx.build_root).map_err(|e| e.to_string())?;
             let o = ctx.run(p, &exe, None).map_err(|f| f.message().to_string())?;
             if o.timed_out {
@@ -152,12 +152,12 @@ fn main() -> ExitCode {
     let mut trials = vec![binary_trial(&launcher)];
     {
         let known = known.clone();
-        let names: Vec<String> = programs.iter().map(|p| p.name.clone()).collect();
+        let names: Vec<(String, Vec<Variant>)> = programs.iter().map(|p| (p.name.clone(), p.variants.clone())).collect();
         trials.push(Trial::new("known-failing-list", move || {
             let k = known.map_err(|e| Failure::Case(e.to_string()))?;
             let mut cases = Vec::new();
-            for n in &names {
-                for v in Variant::ALL {
+            for (n, variants) in &names {
+                for v in variants {
                     for h in [Host::X86_64, Host::Riscv64] {
                         cases.push(vec![n.as_str(), v.name(), h.name()]);
                     }
@@ -174,7 +174,7 @@ fn main() -> ExitCode {
     }
     let known = known.unwrap_or_default();
     for program in &programs {
-        for variant in Variant::ALL {
+        for &variant in &program.variants {
             let cell: BuildCell = Arc::new(OnceLock::new());
             if program.name == "jumptable" && variant != Variant::MuslStatic {
                 let (ctx, cell, p) = (Arc::clone(&ctx), Arc::clone(&cell), program.clone());
