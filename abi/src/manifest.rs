@@ -101,9 +101,13 @@ pub enum Reason {
     HostLacks,
     /// Needs a hand-written handler in ld-nc (process, thread, signal or loader state).
     Handler,
+    /// Exported under a reserved name (leading underscore, `avpriv_`, version `GLIBC_PRIVATE`)
+    /// for the library family itself or for compiler-generated calls; no public header declares
+    /// it, so no program can call it through the public API.
+    Internal,
 }
 
-const REASONS: [(Reason, &str); 8] = [
+const REASONS: [(Reason, &str); 9] = [
     (Reason::Layout, "layout"),
     (Reason::LongDoubleInMemory, "long-double-in-memory"),
     (Reason::VaListUntyped, "va-list-untyped"),
@@ -112,6 +116,7 @@ const REASONS: [(Reason, &str); 8] = [
     (Reason::NoPrototype, "no-prototype"),
     (Reason::HostLacks, "host-lacks"),
     (Reason::Handler, "handler"),
+    (Reason::Internal, "internal"),
 ];
 
 impl Reason {

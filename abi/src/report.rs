@@ -103,16 +103,26 @@ pub fn render(dir: &Path, ov_dir: &Path) -> Result<String, String> {
             goal.push((m.soname.clone(), c));
         }
     }
-    let (mut ok, mut all) = (0, 0);
+    let (mut ok, mut all, mut internal) = (0, 0, 0);
     for (_, c) in &goal {
         ok += c.pass + c.convert;
         all += c.functions();
+        internal += c.reasons.get("internal").copied().unwrap_or(0);
+    }
+    if all > internal {
+        let public = all - internal;
+        let pct = 100.0 * ok as f64 / public as f64;
+        let _ = writeln!(
+            out,
+            "goal (public API, {internal} internal exports not counted): {ok} of {public} functions bridge with no hand-written code: {pct:.1}% ({} {GOAL_PERCENT}%)",
+            if pct >= GOAL_PERCENT { "meets" } else { "BELOW" }
+        );
     }
     if all > 0 {
         let pct = 100.0 * ok as f64 / all as f64;
         let _ = writeln!(
             out,
-            "goal: {ok} of {all} functions of {} bridge with no hand-written code: {pct:.1}% ({} {GOAL_PERCENT}%)",
+            "goal (all exports): {ok} of {all} functions of {} bridge with no hand-written code: {pct:.1}% ({} {GOAL_PERCENT}%)",
             goal.iter().map(|g| g.0.as_str()).collect::<Vec<_>>().join(", "),
             if pct >= GOAL_PERCENT { "meets" } else { "BELOW" }
         );

@@ -361,7 +361,9 @@ pub fn manifest_for(
                 // Internal exports (`avpriv_*`, `__libc_*`, GLIBC_PRIVATE) have no public
                 // prototype: nothing can be generated for them.
                 let kind = if e.func { Kind::Func(crate::types::Signature { params: Vec::new(), ret: crate::types::Ty::Void, varargs: crate::types::Varargs::Untyped, valist_format: None }) } else { Kind::Data { size: 0 } };
-                (kind, Class::Exclude { reason: Reason::NoPrototype, detail: String::new() })
+                let internal = e.name.starts_with('_') || e.name.starts_with("avpriv_") || e.version.as_deref() == Some("GLIBC_PRIVATE");
+                let reason = if internal { Reason::Internal } else { Reason::NoPrototype };
+                (kind, Class::Exclude { reason, detail: String::new() })
             }
             Some(d) => {
                 let kind = match &d.sig {

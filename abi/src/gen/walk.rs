@@ -240,11 +240,52 @@ impl Walker<'_> {
             }
             s
         });
+        let sig = sig.map(|mut s| {
+            Self::format_by_name(e, &name, &mut s);
+            s
+        });
         if let Ok(s) = &sig {
             d.shape.push_str(&s.to_string());
         }
         d.sig = Some(sig);
         self.db.decls.insert(name, d);
+    }
+
+    /// The fallback when no format attribute is spelled: the parameter just before `...` or the
+    /// `va_list` is a `const char *` named `fmt` or `format` (any leading underscores), as in
+    /// `av_vlog` and `gzprintf`. scanf-like when the function's name says so. Wide-character
+    /// formats are not matched (their pointee is not `char`).
+    fn format_by_name(e: Entity<'_>, name: &str, s: &mut Signature) {
+        let untyped_va = s.valist_format.is_none() && s.params.contains(&Ty::VaList);
+        if s.varargs != Varargs::Untyped && !untyped_va {
+            return;
+        }
+        let idx = if s.varargs == Varargs::Untyped {
+            s.params.len().checked_sub(1)
+        } else {
+            s.params.iter().position(|t| *t == Ty::VaList).and_then(|i| i.checked_sub(1))
+        };
+        let Some(idx) = idx else { return };
+        let Some(args) = e.get_arguments() else { return };
+        let Some(arg) = args.get(idx) else { return };
+        let pname = arg.get_name().unwrap_or_default();
+        if !matches!(pname.trim_start_matches('_'), "fmt" | "format") {
+            return;
+        }
+        let is_char = arg
+            .get_type()
+            .and_then(|t| t.get_canonical_type().get_pointee_type())
+            .is_some_and(|p| matches!(p.get_canonical_type().get_kind(), TypeKind::CharS | TypeKind::CharU));
+        let Ok(fmt) = u8::try_from(idx + 1) else { return };
+        if !is_char {
+            return;
+        }
+        let v = if name.contains("scanf") { Varargs::Scanf { fmt } } else { Varargs::Printf { fmt } };
+        if s.varargs == Varargs::Untyped {
+            s.varargs = v;
+        } else {
+            s.valist_format = Some(v);
+        }
     }
 
     fn variable(&mut self, e: Entity<'_>) {
@@ -364,6 +405,22 @@ impl Walker<'_> {
                 }
                 Ty::Agg(agg)
             }
+            // A function type as a parameter is a pointer to it (C11 6.7.6.3p8).
+            TypeKind::FunctionPrototype | TypeKind::FunctionNoPrototype => Ty::FnPtr(Box::new(self.signature(ty, d, depth + 1)?)),
+            // libclang 14 does not expose C `_Complex` (it reports `Unexposed`): it is a pair of
+            // its element type, which is how both conventions pass it.
+            TypeKind::Unexposed if c.get_display_name().starts_with("_Complex ") => {
+                let elem = match c.get_display_name().trim_start_matches("_Complex ") {
+                    "float" => Ty::F32,
+                    "double" => Ty::F64,
+                    "long double" => Ty::LongDouble,
+                    other => return Err(format!("unsupported type `_Complex {other}`")),
+                };
+                let es = elem.size();
+                let size = c.get_sizeof().map_or(2 * es, |s| s as u32);
+                let leaves = vec![Leaf { offset: 0, ty: elem.clone() }, Leaf { offset: es, ty: elem }];
+                Ty::Agg(Aggregate { size, align: c.get_alignof().map_or(es, |a| a as u32), union: false, leaves })
+            }
             _ => self.scalar(c)?,
         })
     }
@@ -467,7 +524,7 @@ impl Walker<'_> {
         match decl.and_then(|d| d.get_name()).filter(|n| !n.is_empty()) {
             Some(n) => format!("{tag} {n}"),
             None => {
-                let mut s = c.get_display_name();
+                let mut s = c.get_display_name().replace("const ", "").replace("volatile ", "");
                 for p in &self.strip {
                     s = s.replace(p.as_str(), "");
                 }
