@@ -48,12 +48,13 @@ pub fn status_code(status: ExitStatus) -> i32 {
 }
 
 /// Default time limit for one run; `LDNC_TIMEOUT` (seconds) overrides it. Runs under ld-nc inside
-/// qemu-riscv64 on two shared cores are slow, so the default is generous.
+/// qemu-riscv64 on two shared cores are slow, but a hung guest must not hold up a whole run (several
+/// dozen cases × this limit), hence one minute.
 pub fn default_timeout() -> Duration {
     std::env::var("LDNC_TIMEOUT")
         .ok()
         .and_then(|s| s.trim().parse::<u64>().ok())
-        .map_or(Duration::from_secs(300), Duration::from_secs)
+        .map_or(Duration::from_secs(60), Duration::from_secs)
 }
 
 fn reader<R: Read + Send + 'static>(pipe: Option<R>) -> thread::JoinHandle<Vec<u8>> {
