@@ -1,0 +1,13 @@
+//! ld-nc, the runtime: CLI and configuration, loading static x86_64 programs, the guest process
+//! (stack, auxv, brk), the syscall layer and signals, and the loop that runs the translator.
+//!
+//! The binary (`main.rs`) only picks the translator backend for this host.
+
+pub mod config;
+pub mod elf;
+pub mod mem;
+pub mod process;
+pub mod run;
+pub mod signals;
+pub mod stack;
+pub mod syscall;

@@ -1,0 +1,225 @@
+//! Process setup and the run loop: load the program, build the initial stack, then alternate
+//! between translated guest code and the runtime (syscalls, faults, signal delivery) until the
+//! guest exits.
+
+use std::cell::RefCell;
+use std::ffi::OsString;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use translator::{Backend, Exit, Gpr, ThreadCtx, Translator};
+
+use crate::config::Config;
+use crate::elf::{self, load};
+use crate::mem::{host_mmap, GuestMap, MapSource, SharedMap, PROT_READ, PROT_WRITE};
+use crate::process::{Brk, Process};
+use crate::stack::{self, AuxValues};
+use crate::syscall::{self, Sys, SysRet};
+use crate::signals;
+
+/// Size of the guest's main stack.
+pub const STACK_SIZE: u64 = 8 << 20;
+
+/// Exit status for an instruction the backend cannot translate.
+pub const EXIT_UNSUPPORTED: i32 = 127;
+
+/// A loaded guest, ready to run.
+#[derive(Debug)]
+pub struct Guest {
+    /// Its first thread.
+    pub ctx: Box<ThreadCtx>,
+    /// Process-wide state.
+    pub proc: Process,
+}
+
+fn random16() -> [u8; 16] {
+    let mut r = [0u8; 16];
+    // SAFETY: valid buffer; getrandom without flags blocks only before the pool is seeded.
+    let n = unsafe { libc::getrandom(r.as_mut_ptr().cast(), r.len(), 0) };
+    if n != 16 {
+        // Fall back to something that still differs per run.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        r.copy_from_slice(&(t ^ u128::from(std::process::id())).to_le_bytes());
+    }
+    r
+}
+
+/// Environment variables glibc ignores for AT_SECURE programs; stripped from the guest's
+/// environment when ld-nc itself runs with AT_SECURE.
+const UNSECURE_ENVVARS: &[&str] = &[
+    "GCONV_PATH", "GETCONF_DIR", "HOSTALIASES", "LD_AUDIT", "LD_DEBUG", "LD_DEBUG_OUTPUT",
+    "LD_DYNAMIC_WEAK", "LD_HWCAP_MASK", "LD_LIBRARY_PATH", "LD_ORIGIN_PATH", "LD_PRELOAD",
+    "LD_PROFILE", "LD_SHOW_AUXV", "LOCALDOMAIN", "LOCPATH", "MALLOC_TRACE", "NIS_PATH",
+    "NLSPATH", "RESOLV_HOST_CONF", "RES_OPTIONS", "TMPDIR", "TZDIR",
+];
+
+/// Load `cfg.prog` and build its initial process state.
+pub fn setup(cfg: &Config, env: Vec<(OsString, OsString)>) -> Result<Guest, String> {
+    let (image, bytes) = elf::read_file(&cfg.prog).map_err(|e| e.to_string())?;
+    let mem: SharedMap = Rc::new(RefCell::new(GuestMap::new()));
+    let loaded = load::map_image(&image, &bytes, &mut mem.borrow_mut())
+        .map_err(|e| format!("{}: {e}", cfg.prog.display()))?;
+    drop(bytes);
+    log::info!(
+        target: "ldnc::load",
+        "{}: {} at [{:#x}, {:#x}), entry {:#x}",
+        cfg.prog.display(),
+        if image.pie { "static-pie" } else { "static" },
+        loaded.lo,
+        loaded.hi,
+        loaded.entry
+    );
+
+    // The stack: anywhere the kernel likes (top-down, so high).
+    let rw = libc::PROT_READ | libc::PROT_WRITE;
+    // SAFETY: no MAP_FIXED: only free address space is used.
+    let base = unsafe { host_mmap(0, STACK_SIZE, rw, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0) }
+        .map_err(|e| format!("cannot map the guest stack: {}", std::io::Error::from_raw_os_error(e)))?;
+    let stack_prot = PROT_READ | PROT_WRITE | if image.exec_stack { crate::mem::PROT_EXEC } else { 0 };
+    mem.borrow_mut().insert(base, base + STACK_SIZE, stack_prot);
+    let mut top = base + STACK_SIZE;
+
+    // Program headers not mapped by any segment go at the top of the stack (glibc needs AT_PHDR
+    // to find PT_TLS).
+    let phdr = match loaded.phdr {
+        Some(p) => p,
+        None => {
+            let len = image.phdr_bytes.len() as u64;
+            top = (top - len) & !15;
+            // SAFETY: inside the stack mapped above.
+            unsafe { core::ptr::copy_nonoverlapping(image.phdr_bytes.as_ptr(), top as *mut u8, len as usize) };
+            top
+        }
+    };
+
+    let secure = crate::config::at_secure();
+    let envs: Vec<Vec<u8>> = env
+        .into_iter()
+        .filter(|(k, _)| !(secure && UNSECURE_ENVVARS.iter().any(|u| k.as_bytes() == u.as_bytes())))
+        .map(|(k, v)| {
+            let mut s = k.into_vec();
+            s.push(b'=');
+            s.extend(v.into_vec());
+            s
+        })
+        .collect();
+    let args: Vec<Vec<u8>> = cfg.args.iter().map(|a| a.as_bytes().to_vec()).collect();
+    // SAFETY: the id getters have no preconditions.
+    let ids = unsafe { [libc::getuid(), libc::geteuid(), libc::getgid(), libc::getegid()] }.map(u64::from);
+    let aux = AuxValues {
+        phdr,
+        phnum: u64::from(image.phnum),
+        entry: loaded.entry,
+        ids,
+        secure,
+        hwcap: translator::cpuid::hwcap(),
+        minsigstksz: signals::FRAME_NEED.max(2048),
+        random: random16(),
+    };
+    let img = stack::build(top, &args, &envs, cfg.prog.as_os_str().as_bytes(), &aux);
+    if img.sp < base + 4096 {
+        return Err("arguments and environment do not fit in the guest stack".into());
+    }
+    // SAFETY: `[sp, top)` lies inside the stack mapped above.
+    unsafe { core::ptr::copy_nonoverlapping(img.bytes.as_ptr(), img.sp as *mut u8, img.bytes.len()) };
+
+    let mut ctx = ThreadCtx::new();
+    ctx.cpu.rip = loaded.entry;
+    ctx.cpu.set(Gpr::Rsp, img.sp);
+    // No rtld fini function for a static program.
+    ctx.cpu.set(Gpr::Rdx, 0);
+
+    let exe = std::fs::read_link("/proc/self/exe").unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+    let mut proc = Process::new(mem, exe);
+    proc.brk = Brk { start: loaded.hi, cur: loaded.hi, mapped: loaded.hi };
+    signals::inherited_actions(&mut proc);
+    log::info!(target: "ldnc::load", "stack [{base:#x}, {:#x}), rsp {:#x}, brk {:#x}", base + STACK_SIZE, img.sp, loaded.hi);
+    Ok(Guest { ctx, proc })
+}
+
+/// Run the guest until it exits; returns its exit status.
+pub fn run<B: Backend>(guest: &mut Guest, prog: &std::path::Path) -> Result<i32, String> {
+    let mut tr = Translator::<B>::new(Box::new(MapSource(guest.proc.mem.clone())))
+        .map_err(|e| e.to_string())?;
+    let table = syscall::Table::new();
+    let ctx = &mut guest.ctx;
+    let proc = &mut guest.proc;
+    loop {
+        // SAFETY: the guest's memory is laid out in this process as `proc.mem` records, and the
+        // context belongs to this guest.
+        let exit = unsafe { tr.run(ctx) };
+        match exit {
+            Exit::Syscall => {
+                let mut sys = Sys { cpu: &mut ctx.cpu, proc, code: &mut tr };
+                match syscall::dispatch(&table, &mut sys) {
+                    SysRet::Ret(v) => ctx.cpu.set(Gpr::Rax, v as u64),
+                    SysRet::Restored => {}
+                    SysRet::Exit(code) => return Ok(code),
+                }
+            }
+            Exit::Breakpoint => signals::fault(&mut ctx.cpu, proc, libc::SIGTRAP, 0x80, 0, "int3"),
+            Exit::Privileged => {
+                let at = ctx.cpu.rip;
+                signals::fault(&mut ctx.cpu, proc, libc::SIGSEGV, 0x80, 0, &format!("privileged instruction at {at:#x}"))
+            }
+            Exit::InvalidOpcode => {
+                let at = ctx.cpu.rip;
+                signals::fault(&mut ctx.cpu, proc, libc::SIGILL, 2, at, "invalid opcode")
+            }
+            Exit::DivideError => {
+                let at = ctx.cpu.rip;
+                signals::fault(&mut ctx.cpu, proc, libc::SIGFPE, 1, at, "division error")
+            }
+            Exit::NotExecutable => {
+                let at = ctx.cpu.rip;
+                let mapped = !proc.mem.borrow().gaps(at, at + 1).is_empty();
+                let code = if mapped { 1 } else { 2 };
+                signals::fault(&mut ctx.cpu, proc, libc::SIGSEGV, code, at, "jump to non-executable memory")
+            }
+            Exit::Unsupported(u) => {
+                eprintln!("ld-nc: {}: {u}", prog.display());
+                return Ok(EXIT_UNSUPPORTED);
+            }
+        }
+        signals::deliver_pending(&mut ctx.cpu, proc);
+    }
+}
+
+/// ld-nc's `main`, for the host backend `B`.
+pub fn main<B: Backend>() -> ! {
+    let secure = crate::config::at_secure();
+    let env_debug = if secure { None } else { std::env::var("LDNC_DEBUG").ok() };
+    let cfg = match crate::config::parse(std::env::args_os().skip(1), env_debug.as_deref(), secure) {
+        Ok(c) => c,
+        Err(e @ (crate::config::CliError::Help | crate::config::CliError::Version)) => {
+            println!("{e}");
+            std::process::exit(0)
+        }
+        Err(e) => {
+            eprintln!("ld-nc: {e}");
+            std::process::exit(2)
+        }
+    };
+    crate::config::init_logger(cfg.debug);
+    let mut guest = match setup(&cfg, std::env::vars_os().collect()) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("ld-nc: {e}");
+            std::process::exit(127)
+        }
+    };
+    match run::<B>(&mut guest, &cfg.prog) {
+        Ok(code) => {
+            // SAFETY: _exit ends the process without running host atexit handlers; the guest
+            // wrote its own output with raw syscalls.
+            unsafe { libc::_exit(code) }
+        }
+        Err(e) => {
+            eprintln!("ld-nc: {e}");
+            std::process::exit(127)
+        }
+    }
+}

@@ -1,0 +1,392 @@
+//! The syscall layer: guest `syscall` instructions, with x86_64 numbers and struct layouts, become
+//! host syscalls.
+//!
+//! Organised as FEX-Emu does it: each family module (`fs`, `mm`, `signal`, `process`, `time`,
+//! `net`, `misc`) declares the syscalls that pass straight through, by arity, in a `PASS` table,
+//! and the ones that need work in a `CUSTOM` table, each handler saying why. [`Table`] merges them
+//! once, indexed by x86_64 number. A pass-through syscall goes to the host number of the same name
+//! (identical on an x86_64 host, the asm-generic number on riscv64 — see [`numbers`]). Custom
+//! handlers use the same host calls on both hosts (the `*at` forms, `newfstatat` plus conversion…),
+//! so what is tested on x86_64 is what runs on riscv64.
+//!
+//! An unknown syscall returns `-ENOSYS` and is reported once with its number and name.
+
+pub mod fs;
+pub mod layout;
+pub mod misc;
+pub mod mm;
+pub mod net;
+pub mod numbers;
+pub mod process;
+pub mod signal;
+pub mod time;
+
+use translator::{CpuState, Gpr};
+
+use crate::process::Process;
+
+/// What the syscall layer needs from the translator: dropping translations of guest code that
+/// changed, and CPUID.
+pub trait CodeCache {
+    /// Forget translations of guest code in `[start, end)`.
+    fn invalidate(&mut self, start: u64, end: u64);
+}
+
+impl<B: translator::Backend> CodeCache for translator::Translator<B> {
+    fn invalidate(&mut self, start: u64, end: u64) {
+        translator::Translator::invalidate(self, start, end);
+    }
+}
+
+/// Everything a handler may touch.
+pub struct Sys<'a> {
+    /// The calling guest thread's registers.
+    pub cpu: &'a mut CpuState,
+    /// Process-wide emulation state.
+    pub proc: &'a mut Process,
+    /// The translator's code cache.
+    pub code: &'a mut dyn CodeCache,
+}
+
+impl std::fmt::Debug for Sys<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sys").field("rip", &self.cpu.rip).finish()
+    }
+}
+
+/// What a handler did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SysRet {
+    /// Put this in RAX (a negative errno for failure).
+    Ret(i64),
+    /// The handler set every register itself (`rt_sigreturn`, `execve` failing after setup…):
+    /// leave RAX alone.
+    Restored,
+    /// The process exits with this status.
+    Exit(i32),
+}
+
+/// A custom handler: arguments are RDI, RSI, RDX, R10, R8, R9.
+pub type Handler = fn(&mut Sys<'_>, [u64; 6]) -> SysRet;
+
+/// One x86_64 syscall's treatment.
+#[derive(Clone, Copy)]
+pub enum Entry {
+    /// Same arguments and layouts on the host: call the host syscall of the same name.
+    Pass {
+        /// Host number.
+        host: i64,
+        /// Number of arguments (for the log).
+        arity: u8,
+    },
+    /// Needs conversion or emulation.
+    Custom(Handler),
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Entry::Pass { host, arity } => write!(f, "Pass({host}, {arity})"),
+            Entry::Custom(_) => write!(f, "Custom"),
+        }
+    }
+}
+
+/// Entries of x86_64 numbers `0..TABLE_LEN`.
+pub const TABLE_LEN: usize = 512;
+
+/// The dispatch table.
+#[derive(Debug)]
+pub struct Table {
+    entries: Vec<Option<Entry>>,
+}
+
+/// The name of x86_64 syscall `nr`, if the kernel headers know it.
+pub fn name(nr: u64) -> Option<&'static str> {
+    numbers::TABLE.iter().find(|e| u64::from(e.1) == nr).map(|e| e.0)
+}
+
+/// The host number of the syscall that has x86_64 number `nr` (same name), if the host has it.
+pub fn host_number(nr: u32) -> Option<i64> {
+    let e = numbers::TABLE.iter().find(|e| e.1 == nr)?;
+    if cfg!(target_arch = "x86_64") {
+        Some(i64::from(e.1))
+    } else if e.2 >= 0 {
+        Some(i64::from(e.2))
+    } else {
+        None
+    }
+}
+
+/// All family tables: `(family, pass-through, custom)`.
+pub fn families() -> [(&'static str, &'static [(u32, u8)], &'static [(u32, Handler)]); 7] {
+    [
+        ("fs", fs::PASS, fs::CUSTOM),
+        ("mm", mm::PASS, mm::CUSTOM),
+        ("signal", signal::PASS, signal::CUSTOM),
+        ("process", process::PASS, process::CUSTOM),
+        ("time", time::PASS, time::CUSTOM),
+        ("net", net::PASS, net::CUSTOM),
+        ("misc", misc::PASS, misc::CUSTOM),
+    ]
+}
+
+impl Table {
+    /// Merge the family tables.
+    pub fn new() -> Table {
+        let mut entries = vec![None; TABLE_LEN];
+        for (_, pass, custom) in families() {
+            for &(nr, arity) in pass {
+                if let Some(host) = host_number(nr) {
+                    entries[nr as usize] = Some(Entry::Pass { host, arity });
+                }
+            }
+            for &(nr, h) in custom {
+                entries[nr as usize] = Some(Entry::Custom(h));
+            }
+        }
+        Table { entries }
+    }
+
+    /// The entry for x86_64 number `nr`.
+    pub fn get(&self, nr: u64) -> Option<Entry> {
+        self.entries.get(usize::try_from(nr).ok()?).copied().flatten()
+    }
+}
+
+impl Default for Table {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Call host syscall `nr`; `-errno` on failure.
+pub fn host(nr: i64, a: [u64; 6]) -> i64 {
+    // SAFETY: raw syscalls with guest-supplied arguments. Pointers the guest passes are guest
+    // addresses in this (identity-mapped) address space: the kernel checks them and returns
+    // EFAULT for bad ones, exactly as for the guest running natively. Syscalls that could
+    // corrupt ld-nc itself (memory mapping, signals, process creation) are never passed through.
+    let r = unsafe {
+        libc::syscall(nr as libc::c_long, a[0], a[1], a[2], a[3], a[4], a[5])
+    };
+    if r == -1 {
+        -i64::from(crate::mem::errno())
+    } else {
+        r as i64
+    }
+}
+
+/// Turn a libc-style result (`-1` + errno) into `-errno`.
+pub fn cvt(r: i64) -> i64 {
+    if r == -1 {
+        -i64::from(crate::mem::errno())
+    } else {
+        r
+    }
+}
+
+/// Negative errno.
+pub const fn err(e: i32) -> SysRet {
+    SysRet::Ret(-(e as i64))
+}
+
+/// Run the syscall the guest thread is stopped at (Exit::Syscall: `cpu.rip` is after it).
+pub fn dispatch(table: &Table, sys: &mut Sys<'_>) -> SysRet {
+    let nr = sys.cpu.get(Gpr::Rax);
+    let a = [
+        sys.cpu.get(Gpr::Rdi),
+        sys.cpu.get(Gpr::Rsi),
+        sys.cpu.get(Gpr::Rdx),
+        sys.cpu.get(Gpr::R10),
+        sys.cpu.get(Gpr::R8),
+        sys.cpu.get(Gpr::R9),
+    ];
+    let r = match table.get(nr) {
+        Some(Entry::Pass { host: h, .. }) => SysRet::Ret(host(h, a)),
+        Some(Entry::Custom(f)) => f(sys, a),
+        None => {
+            if sys.proc.reported.insert(nr) {
+                log::warn!(
+                    target: "ldnc::syscalls",
+                    "unsupported syscall {nr} ({}) at {:#x}: returning ENOSYS",
+                    name(nr).unwrap_or("unknown"),
+                    sys.cpu.rip.wrapping_sub(2)
+                );
+            }
+            err(libc::ENOSYS)
+        }
+    };
+    if log::log_enabled!(target: "ldnc::syscalls", log::Level::Debug) {
+        let n = name(nr).unwrap_or("?");
+        let arity = match table.get(nr) {
+            Some(Entry::Pass { arity, .. }) => usize::from(arity),
+            _ => 6,
+        };
+        let args: Vec<String> = a[..arity].iter().map(|v| format!("{v:#x}")).collect();
+        log::debug!(target: "ldnc::syscalls", "{n}({}) = {r:?}", args.join(", "));
+    }
+    r
+}
+
+/// Read a NUL-terminated string from guest memory (for paths passed to emulated calls the host
+/// reads it itself; this is for ld-nc's own decisions such as `execve`).
+///
+/// # Safety
+/// `p` must point to readable guest memory holding a NUL within `max` bytes, or be checked by the
+/// caller against the guest map.
+pub unsafe fn guest_cstr(p: u64, max: usize) -> Option<Vec<u8>> {
+    if p == 0 {
+        return None;
+    }
+    let mut v = Vec::new();
+    for i in 0..max {
+        // SAFETY: the caller vouches the bytes up to the NUL are readable.
+        let c = unsafe { *((p + i as u64) as *const u8) };
+        if c == 0 {
+            return Some(v);
+        }
+        v.push(c);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_numbers_match_the_headers() {
+        // Checked by hand against asm/unistd_64.h and asm-generic/unistd.h.
+        let samples: &[(&str, u32, i32)] = &[
+            ("read", 0, 63),
+            ("write", 1, 64),
+            ("close", 3, 57),
+            ("mmap", 9, 222),
+            ("brk", 12, 214),
+            ("rt_sigaction", 13, 134),
+            ("ioctl", 16, 29),
+            ("clone", 56, 220),
+            ("execve", 59, 221),
+            ("exit", 60, 93),
+            ("wait4", 61, 260),
+            ("kill", 62, 129),
+            ("uname", 63, 160),
+            ("fcntl", 72, 25),
+            ("getcwd", 79, 17),
+            ("gettid", 186, 178),
+            ("futex", 202, 98),
+            ("getdents64", 217, 61),
+            ("clock_gettime", 228, 113),
+            ("exit_group", 231, 94),
+            ("openat", 257, 56),
+            ("newfstatat", 262, 79),
+            ("pipe2", 293, 59),
+            ("prlimit64", 302, 261),
+            ("getrandom", 318, 278),
+            ("statx", 332, 291),
+            ("open", 2, -1),
+            ("fork", 57, -1),
+        ];
+        for s in samples {
+            let e = numbers::TABLE.iter().find(|e| e.0 == s.0).expect("in table");
+            assert_eq!(e, s);
+        }
+        assert_eq!(numbers::x86::OPENAT, 257);
+    }
+
+    #[test]
+    fn every_pass_entry_exists_on_both_hosts() {
+        for (family, pass, _) in families() {
+            for &(nr, arity) in pass {
+                let e = numbers::TABLE.iter().find(|e| e.1 == nr).expect("known number");
+                assert!(e.2 >= 0, "{family}: pass-through {} has no riscv64 syscall", e.0);
+                assert!(arity <= 6);
+            }
+        }
+    }
+
+    #[test]
+    fn no_syscall_is_declared_twice() {
+        let mut seen = std::collections::BTreeMap::new();
+        for (family, pass, custom) in families() {
+            for nr in pass.iter().map(|p| p.0).chain(custom.iter().map(|c| c.0)) {
+                if let Some(other) = seen.insert(nr, family) {
+                    panic!("syscall {nr} ({:?}) in {other} and {family}", name(u64::from(nr)));
+                }
+            }
+        }
+        assert!(seen.len() > 150, "coverage: {} syscalls", seen.len());
+    }
+
+    #[test]
+    fn x86_only_syscalls_are_custom() {
+        // Every syscall a static glibc/musl program commonly issues that riscv64 lacks must have a
+        // handler.
+        let t = Table::new();
+        for n in [
+            "open", "stat", "lstat", "access", "pipe", "dup2", "poll", "select", "readlink",
+            "unlink", "mkdir", "rmdir", "rename", "fork", "vfork", "getpgrp", "time", "alarm",
+            "epoll_wait", "creat", "chmod", "chown", "lchown", "symlink", "link", "arch_prctl",
+            "pause", "utimes", "getdents", "epoll_create", "mknod", "inotify_init", "eventfd",
+            "signalfd", "futimesat", "renameat", "utime",
+        ] {
+            let e = numbers::TABLE.iter().find(|e| e.0 == n).expect("known");
+            assert!(matches!(t.get(u64::from(e.1)), Some(Entry::Custom(_))), "{n}");
+        }
+    }
+}
+
+impl Sys<'_> {
+    /// Copy `data` to guest memory at `addr`, which must be guest-writable (else `EFAULT`).
+    pub fn write_guest(&self, addr: u64, data: &[u8]) -> Result<(), SysRet> {
+        let end = addr.checked_add(data.len() as u64).ok_or(err(libc::EFAULT))?;
+        if !self.proc.mem.borrow().allows(addr, end, crate::mem::PROT_WRITE) {
+            return Err(err(libc::EFAULT));
+        }
+        // SAFETY: `[addr, end)` is recorded guest memory with guest PROT_WRITE, which is host
+        // writable at its identity address.
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), addr as *mut u8, data.len()) };
+        Ok(())
+    }
+
+    /// Copy `len` bytes of guest memory at `addr`, which must be guest-readable (else `EFAULT`).
+    pub fn read_guest(&self, addr: u64, len: usize) -> Result<Vec<u8>, SysRet> {
+        let end = addr.checked_add(len as u64).ok_or(err(libc::EFAULT))?;
+        if !self.proc.mem.borrow().allows(addr, end, crate::mem::PROT_READ) {
+            return Err(err(libc::EFAULT));
+        }
+        let mut v = vec![0u8; len];
+        // SAFETY: `[addr, end)` is recorded guest memory with guest PROT_READ, host readable.
+        unsafe { core::ptr::copy_nonoverlapping(addr as *const u8, v.as_mut_ptr(), len) };
+        Ok(v)
+    }
+
+    /// Read a little-endian u64 from guest memory.
+    pub fn read_u64(&self, addr: u64) -> Result<u64, SysRet> {
+        let b = self.read_guest(addr, 8)?;
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b);
+        Ok(u64::from_le_bytes(w))
+    }
+}
+
+/// Call host syscall `nr` with up to six arguments.
+pub fn hs(nr: libc::c_long, args: &[u64]) -> SysRet {
+    let mut a = [0u64; 6];
+    a[..args.len()].copy_from_slice(args);
+    SysRet::Ret(host(i64::from(nr), a))
+}
+
+/// `AT_FDCWD` as a syscall argument.
+pub const AT_FDCWD: u64 = libc::AT_FDCWD as i64 as u64;
+
+/// Unwrap a `Result<T, SysRet>` in a handler.
+#[macro_export]
+macro_rules! tri {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(r) => return r,
+        }
+    };
+}

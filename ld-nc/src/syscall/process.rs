@@ -1,0 +1,278 @@
+//! Processes and identity. IDs, waiting, killing and limits pass through. Emulated: exit (ld-nc
+//! must exit, not a host thread), `arch_prctl` (FS/GS bases are guest CPU state), thread
+//! bookkeeping calls that would otherwise replace the host libc's own (`set_tid_address`,
+//! `set_robust_list`, `rseq`), process creation (`fork`/`vfork`/`clone`: one guest thread only;
+//! vfork becomes fork because a child must not share the translator's memory), and `execve` (an
+//! x86_64 program runs through ld-nc again).
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+
+use super::numbers::x86;
+use super::{err, hs, Handler, Sys, SysRet};
+use crate::tri;
+use translator::Gpr;
+
+/// Pass-through.
+pub const PASS: &[(u32, u8)] = &[
+    (x86::GETPID, 0),
+    (x86::GETPPID, 0),
+    (x86::GETTID, 0),
+    (x86::GETUID, 0),
+    (x86::GETEUID, 0),
+    (x86::GETGID, 0),
+    (x86::GETEGID, 0),
+    (x86::SETUID, 1),
+    (x86::SETGID, 1),
+    (x86::SETREUID, 2),
+    (x86::SETREGID, 2),
+    (x86::SETRESUID, 3),
+    (x86::SETRESGID, 3),
+    (x86::GETRESUID, 3),
+    (x86::GETRESGID, 3),
+    (x86::SETFSUID, 1),
+    (x86::SETFSGID, 1),
+    (x86::GETGROUPS, 2),
+    (x86::SETGROUPS, 2),
+    (x86::SETPGID, 2),
+    (x86::GETPGID, 1),
+    (x86::GETSID, 1),
+    (x86::SETSID, 0),
+    (x86::WAIT4, 4),
+    (x86::WAITID, 5),
+    (x86::KILL, 2),
+    (x86::TKILL, 2),
+    (x86::TGKILL, 3),
+    (x86::PRLIMIT64, 4),
+    (x86::GETRLIMIT, 2),
+    (x86::SETRLIMIT, 2),
+    (x86::GETRUSAGE, 2),
+    (x86::PRCTL, 5),
+    (x86::PERSONALITY, 1),
+    (x86::PIDFD_OPEN, 2),
+    (x86::PIDFD_SEND_SIGNAL, 4),
+    (x86::PIDFD_GETFD, 3),
+];
+
+/// Handlers.
+pub const CUSTOM: &[(u32, Handler)] = &[
+    (x86::EXIT, exit),
+    (x86::EXIT_GROUP, exit),
+    (x86::ARCH_PRCTL, arch_prctl),
+    (x86::SET_TID_ADDRESS, set_tid_address),
+    (x86::SET_ROBUST_LIST, set_robust_list),
+    (x86::RSEQ, rseq),
+    (x86::GETPGRP, getpgrp),
+    (x86::FORK, fork),
+    (x86::VFORK, vfork),
+    (x86::CLONE, clone),
+    (x86::CLONE3, clone3),
+    (x86::EXECVE, execve),
+];
+
+fn exit(_: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
+    // One guest thread: exit and exit_group both end the process.
+    SysRet::Exit(a[0] as i32 & 0xff)
+}
+
+const ARCH_SET_GS: u64 = 0x1001;
+const ARCH_SET_FS: u64 = 0x1002;
+const ARCH_GET_FS: u64 = 0x1003;
+const ARCH_GET_GS: u64 = 0x1004;
+
+fn arch_prctl(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
+    // The segment bases are guest CPU state; the backend applies them to FS/GS accesses.
+    match a[0] {
+        ARCH_SET_FS | ARCH_SET_GS if a[1] >= crate::elf::USER_TOP => err(libc::EPERM),
+        ARCH_SET_FS => {
+            sys.cpu.fs_base = a[1];
+            SysRet::Ret(0)
+        }
+        ARCH_SET_GS => {
+            sys.cpu.gs_base = a[1];
+            SysRet::Ret(0)
+        }
+        ARCH_GET_FS => {
+            let v = sys.cpu.fs_base;
+            tri!(sys.write_guest(a[1], &v.to_le_bytes()));
+            SysRet::Ret(0)
+        }
+        ARCH_GET_GS => {
+            let v = sys.cpu.gs_base;
+            tri!(sys.write_guest(a[1], &v.to_le_bytes()));
+            SysRet::Ret(0)
+        }
+        // CET, CPUID faulting, AMX permissions: not available to the guest.
+        _ => err(libc::EINVAL),
+    }
+}
+
+fn set_tid_address(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
+    // Recorded, not passed: the host thread's clear_child_tid belongs to the host libc.
+    sys.proc.clear_child_tid = a[0];
+    hs(libc::SYS_gettid, &[])
+}
+
+fn set_robust_list(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
+    // As set_tid_address: the host libc registered its own list for this thread.
+    if a[1] != 24 {
+        return err(libc::EINVAL);
+    }
+    sys.proc.robust_list = a[0];
+    SysRet::Ret(0)
+}
+
+fn rseq(_: &mut Sys<'_>, _: [u64; 6]) -> SysRet {
+    // The host libc owns this thread's rseq area; glibc runs without rseq on ENOSYS.
+    err(libc::ENOSYS)
+}
+
+fn getpgrp(_: &mut Sys<'_>, _: [u64; 6]) -> SysRet {
+    hs(libc::SYS_getpgid, &[0])
+}
+
+const CLONE_VM: u64 = 0x100;
+const CLONE_FS: u64 = 0x200;
+const CLONE_FILES: u64 = 0x400;
+const CLONE_SIGHAND: u64 = 0x800;
+const CLONE_VFORK: u64 = 0x4000;
+const CLONE_THREAD: u64 = 0x1_0000;
+const CLONE_SETTLS: u64 = 0x8_0000;
+const CLONE_PARENT_SETTID: u64 = 0x10_0000;
+const CLONE_CHILD_CLEARTID: u64 = 0x20_0000;
+const CLONE_CHILD_SETTID: u64 = 0x100_0000;
+
+/// fork as a guest sees it, with the clone(2) extras that fork-like clones use.
+fn fork_like(sys: &mut Sys<'_>, flags: u64, newsp: u64, ptid: u64, ctid: u64, tls: u64) -> SysRet {
+    let vfork = flags & CLONE_VFORK != 0;
+    // vfork: the parent must not run before the child has exec'd or exited. The child holds the
+    // write end of a close-on-exec pipe; the parent reads until EOF.
+    let mut fds = [-1i32; 2];
+    // SAFETY: valid out-array.
+    if vfork && unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        fds = [-1, -1];
+    }
+    // SAFETY: ld-nc has one thread, so the child's copy of the host libc is consistent.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return err(crate::mem::errno());
+    }
+    if pid == 0 {
+        if fds[0] >= 0 {
+            // SAFETY: our own descriptor.
+            unsafe { libc::close(fds[0]) };
+        }
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() } as u32;
+        if newsp != 0 {
+            sys.cpu.set(Gpr::Rsp, newsp);
+        }
+        if flags & CLONE_SETTLS != 0 {
+            sys.cpu.fs_base = tls;
+        }
+        if flags & CLONE_CHILD_SETTID != 0 {
+            let _ = sys.write_guest(ctid, &tid.to_le_bytes());
+        }
+        if flags & CLONE_PARENT_SETTID != 0 {
+            let _ = sys.write_guest(ptid, &tid.to_le_bytes());
+        }
+        if flags & CLONE_CHILD_CLEARTID != 0 {
+            sys.proc.clear_child_tid = ctid;
+        }
+        return SysRet::Ret(0);
+    }
+    if flags & CLONE_PARENT_SETTID != 0 {
+        let _ = sys.write_guest(ptid, &(pid as u32).to_le_bytes());
+    }
+    if fds[0] >= 0 {
+        // SAFETY: our own descriptors.
+        unsafe {
+            libc::close(fds[1]);
+            let mut b = [0u8; 1];
+            while libc::read(fds[0], b.as_mut_ptr().cast(), 1) < 0 && crate::mem::errno() == libc::EINTR {}
+            libc::close(fds[0]);
+        }
+    }
+    SysRet::Ret(i64::from(pid))
+}
+
+fn fork(sys: &mut Sys<'_>, _: [u64; 6]) -> SysRet {
+    fork_like(sys, libc::SIGCHLD as u64, 0, 0, 0, 0)
+}
+
+fn vfork(sys: &mut Sys<'_>, _: [u64; 6]) -> SysRet {
+    fork_like(sys, CLONE_VFORK | libc::SIGCHLD as u64, 0, 0, 0, 0)
+}
+
+fn clone(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
+    // x86_64 order: flags, newsp, parent_tid, child_tid, tls (riscv64 swaps the last two).
+    let flags = a[0];
+    if flags & CLONE_VM != 0 && flags & CLONE_VFORK == 0 || flags & CLONE_THREAD != 0 {
+        if sys.proc.reported.insert(u64::from(x86::CLONE) | 1 << 32) {
+            log::warn!(target: "ldnc::syscalls", "guest threads are not supported yet (clone flags {flags:#x}): EAGAIN");
+        }
+        return err(libc::EAGAIN);
+    }
+    let known = 0xff | CLONE_VM | CLONE_VFORK | CLONE_FS | CLONE_FILES | CLONE_SIGHAND
+        | CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | CLONE_CHILD_SETTID;
+    if flags & !known != 0 || flags & (CLONE_FS | CLONE_FILES) != 0 {
+        // Namespaces, shared fd tables…: not emulated with fork.
+        return err(libc::EINVAL);
+    }
+    fork_like(sys, flags, a[1], a[2], a[3], a[4])
+}
+
+fn clone3(_: &mut Sys<'_>, _: [u64; 6]) -> SysRet {
+    // glibc falls back to clone on ENOSYS.
+    err(libc::ENOSYS)
+}
+
+/// Most argv entries read from the guest.
+const MAX_ARGS: usize = 1 << 17;
+
+fn execve(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
+    let (path, argv, envp) = (a[0], a[1], a[2]);
+    let Some(p) = read_cstr(sys, path) else { return err(libc::EFAULT) };
+    let pbuf = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&p));
+    if !crate::elf::is_x86_64_elf(&pbuf) {
+        // Scripts and host programs: the host kernel runs them.
+        return hs(libc::SYS_execve, &[path, argv, envp]);
+    }
+    // An x86_64 program: exec ld-nc with it, keeping the guest's argv[0].
+    let mut args: Vec<u64> = Vec::new();
+    if argv != 0 {
+        for i in 0..MAX_ARGS {
+            let v = tri!(sys.read_u64(argv + 8 * i as u64));
+            if v == 0 {
+                break;
+            }
+            args.push(v);
+        }
+    }
+    let Ok(exe) = CString::new(sys.proc.exe.as_os_str().as_bytes()) else { return err(libc::ENOENT) };
+    let argv0_opt = c"--argv0";
+    let dashdash = c"--";
+    let mut new: Vec<u64> = vec![exe.as_ptr() as u64];
+    if let Some(&a0) = args.first() {
+        new.push(argv0_opt.as_ptr() as u64);
+        new.push(a0);
+    }
+    new.push(dashdash.as_ptr() as u64);
+    new.push(path);
+    new.extend(args.iter().skip(1));
+    new.push(0);
+    log::debug!(target: "ldnc::syscalls", "execve of x86_64 {} through {}", pbuf.display(), sys.proc.exe.display());
+    hs(libc::SYS_execve, &[exe.as_ptr() as u64, new.as_ptr() as u64, envp])
+}
+
+fn read_cstr(sys: &Sys<'_>, p: u64) -> Option<Vec<u8>> {
+    let mut v = Vec::new();
+    for i in 0..4096u64 {
+        let b = sys.read_guest(p.checked_add(i)?, 1).ok()?;
+        if b[0] == 0 {
+            return Some(v);
+        }
+        v.push(b[0]);
+    }
+    None
+}
