@@ -89,6 +89,31 @@ impl KnownFailing {
     pub fn stale<'a>(&'a self, cases: &[Vec<&str>]) -> Vec<&'a Entry> {
         self.entries.iter().filter(|e| !cases.iter().any(|c| matches(e, c))).collect()
     }
+
+    /// Removes the lines `lines` (1-based) of this list's file `path` whose entries name one case
+    /// exactly (a `*` line covers several cases and is left for a person to split). Returns how
+    /// many lines went.
+    pub fn prune(&self, path: &Path, lines: &[usize]) -> Result<usize, ParseError> {
+        let exact: Vec<usize> = self
+            .entries
+            .iter()
+            .filter(|e| lines.contains(&e.line) && !e.key.iter().any(|k| k == "*"))
+            .map(|e| e.line)
+            .collect();
+        if exact.is_empty() {
+            return Ok(0);
+        }
+        let io = |e: std::io::Error| ParseError::Io(format!("{}: {e}", path.display()));
+        let text = std::fs::read_to_string(path).map_err(io)?;
+        let kept: String = text
+            .split_inclusive('\n')
+            .enumerate()
+            .filter(|(i, _)| !exact.contains(&(i + 1)))
+            .map(|(_, l)| l)
+            .collect();
+        std::fs::write(path, kept).map_err(io)?;
+        Ok(exact.len())
+    }
 }
 
 fn matches(e: &Entry, key: &[&str]) -> bool {
@@ -113,6 +138,17 @@ mod tests {
         let stale = k.stale(&cases);
         assert_eq!(stale.len(), 1);
         assert_eq!(stale[0].line, 4);
+    }
+
+    #[test]
+    fn prune_removes_only_exact_lines() {
+        let path = std::env::temp_dir().join(format!("ldnc-known-prune-{}", std::process::id()));
+        let text = "# head\na x r1\nb * r2\nc x r3\n";
+        std::fs::write(&path, text).expect("write temp list");
+        let k = KnownFailing::parse(text, 2).expect("valid list");
+        assert_eq!(k.prune(&path, &[2, 3]).expect("prune"), 1);
+        assert_eq!(std::fs::read_to_string(&path).expect("read back"), "# head\nb * r2\nc x r3\n");
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]

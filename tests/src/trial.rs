@@ -3,7 +3,8 @@
 //! separately in libtest's format, accepts the usual `cargo test` arguments (name filters,
 //! `--exact`, `--skip`, `--list`, `--test-threads`), runs cases on worker threads, and applies
 //! KNOWN-FAILING: an expected failure is reported as `ignored` with its reason (it did not pass),
-//! an expected failure that passes is a failure.
+//! an expected failure that passes is a failure (and is returned in the [`Report`], so the caller
+//! can prune the list when asked to).
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -37,6 +38,8 @@ pub struct Trial {
     pub name: String,
     /// Set when a KNOWN-FAILING line lists this case: a description naming the file, line and reason.
     pub expected_failure: Option<String>,
+    /// The KNOWN-FAILING line number behind `expected_failure`.
+    pub known_line: Option<usize>,
     body: Body,
 }
 
@@ -48,11 +51,15 @@ impl std::fmt::Debug for Trial {
 
 impl Trial {
     pub fn new(name: impl Into<String>, body: impl FnOnce() -> Result<(), Failure> + Send + 'static) -> Trial {
-        Trial { name: name.into(), expected_failure: None, body: Box::new(body) }
+        Trial { name: name.into(), expected_failure: None, known_line: None, body: Box::new(body) }
     }
 
-    pub fn expect_failure(mut self, why: Option<String>) -> Trial {
-        self.expected_failure = why;
+    /// Marks the case as listed in KNOWN-FAILING (at `line`, with a description of why).
+    pub fn expect_failure(mut self, listed: Option<(usize, String)>) -> Trial {
+        if let Some((line, why)) = listed {
+            self.known_line = Some(line);
+            self.expected_failure = Some(why);
+        }
         self
     }
 }
@@ -93,6 +100,8 @@ fn selected(a: &Args, name: &str) -> bool {
     (a.filters.is_empty() || a.filters.iter().any(hit)) && !a.skips.iter().any(|s| name.contains(s.as_str()))
 }
 
+const UNEXPECTED_PASS: &str = "passed, but it is listed as a known failure";
+
 enum Verdict {
     Passed,
     Failed(String),
@@ -103,16 +112,34 @@ fn judge(expected: Option<&String>, result: Result<(), Failure>) -> Verdict {
     match (expected, result) {
         (None, Ok(())) => Verdict::Passed,
         (Some(why), Ok(())) => Verdict::Failed(format!(
-            "passed, but it is listed as a known failure ({why}): remove that line so the list stays honest"
+            "{UNEXPECTED_PASS} ({why}): remove that line so the list stays honest (PRUNE_KNOWN=1 does it)"
         )),
         (Some(why), Err(Failure::Case(_))) => Verdict::Known(why.clone()),
         (_, Err(f)) => Verdict::Failed(f.message().to_string()),
     }
 }
 
-/// Runs the selected trials and prints libtest-style results; the exit code is failure if any
-/// selected trial failed.
-pub fn run(trials: Vec<Trial>) -> ExitCode {
+/// What a run found.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub failed: bool,
+    /// KNOWN-FAILING line numbers of listed cases that passed.
+    pub unexpected_passes: Vec<usize>,
+}
+
+impl Report {
+    pub fn exit_code(&self) -> ExitCode {
+        if self.failed {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// Runs the selected trials and prints libtest-style results; the run failed if any selected
+/// trial failed.
+pub fn run(trials: Vec<Trial>) -> Report {
     let args = parse_args();
     let total = trials.len();
     let chosen: VecDeque<Trial> = trials.into_iter().filter(|t| selected(&args, &t.name)).collect();
@@ -121,7 +148,7 @@ pub fn run(trials: Vec<Trial>) -> ExitCode {
         for t in &chosen {
             println!("{}: test", t.name);
         }
-        return ExitCode::SUCCESS;
+        return Report::default();
     }
     println!("\nrunning {} tests", chosen.len());
     let start = Instant::now();
@@ -131,7 +158,9 @@ pub fn run(trials: Vec<Trial>) -> ExitCode {
         .unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
     let queue = Arc::new(Mutex::new(chosen));
-    let results: Arc<Mutex<Vec<(String, Verdict)>>> = Arc::new(Mutex::new(Vec::new()));
+    // (case name, verdict, KNOWN-FAILING line)
+    type Finished = (String, Verdict, Option<usize>);
+    let results: Arc<Mutex<Vec<Finished>>> = Arc::new(Mutex::new(Vec::new()));
     let workers: Vec<_> = (0..threads)
         .map(|_| {
             let queue = Arc::clone(&queue);
@@ -139,7 +168,7 @@ pub fn run(trials: Vec<Trial>) -> ExitCode {
             thread::spawn(move || loop {
                 let next = queue.lock().map(|mut q| q.pop_front()).unwrap_or(None);
                 let Some(trial) = next else { break };
-                let Trial { name, expected_failure, body } = trial;
+                let Trial { name, expected_failure, known_line, body } = trial;
                 let result = catch_unwind(AssertUnwindSafe(body))
                     .unwrap_or_else(|_| Err(Failure::Setup("the case panicked".to_string())));
                 let verdict = judge(expected_failure.as_ref(), result);
@@ -153,7 +182,7 @@ pub fn run(trials: Vec<Trial>) -> ExitCode {
                 let _ = out.flush();
                 drop(out);
                 if let Ok(mut r) = results.lock() {
-                    r.push((name, verdict));
+                    r.push((name, verdict, known_line));
                 }
             })
         })
@@ -165,16 +194,24 @@ pub fn run(trials: Vec<Trial>) -> ExitCode {
         Ok(Ok(r)) => r,
         _ => {
             eprintln!("test runner lost its results");
-            return ExitCode::FAILURE;
+            return Report { failed: true, unexpected_passes: Vec::new() };
         }
     };
     results.sort_by(|a, b| a.0.cmp(&b.0));
     let failed: Vec<_> = results
         .iter()
-        .filter_map(|(n, v)| if let Verdict::Failed(m) = v { Some((n, m)) } else { None })
+        .filter_map(|(n, v, _)| if let Verdict::Failed(m) = v { Some((n, m)) } else { None })
         .collect();
-    let passed = results.iter().filter(|(_, v)| matches!(v, Verdict::Passed)).count();
-    let known = results.iter().filter(|(_, v)| matches!(v, Verdict::Known(_))).count();
+    let passed = results.iter().filter(|(_, v, _)| matches!(v, Verdict::Passed)).count();
+    let known = results.iter().filter(|(_, v, _)| matches!(v, Verdict::Known(_))).count();
+    // A listed case that "failed" with a plain pass is exactly an unexpected pass.
+    let unexpected_passes = results
+        .iter()
+        .filter_map(|(_, v, line)| match (v, line) {
+            (Verdict::Failed(m), Some(l)) if m.starts_with(UNEXPECTED_PASS) => Some(*l),
+            _ => None,
+        })
+        .collect();
     if !failed.is_empty() {
         println!("\nfailures:\n");
         for (name, msg) in &failed {
@@ -192,11 +229,7 @@ pub fn run(trials: Vec<Trial>) -> ExitCode {
         failed.len(),
         start.elapsed().as_secs_f64()
     );
-    if failed.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    Report { failed: !failed.is_empty(), unexpected_passes }
 }
 
 #[cfg(test)]
