@@ -20,7 +20,7 @@ usage() {
   cat <<'EOF'
 usage: bench/run.sh [-n RUNS] [-s SCALE] [-t TIMEOUT] [--build-ldnc]
   -n RUNS        runs per mode; the median is reported (default 3)
-  -s SCALE       workload scale passed to cpubench (default 10; ~0.7 s natively on x86_64)
+  -s SCALE       workload scale passed to cpubench (default 20; about a second natively on x86_64)
   -t TIMEOUT     seconds before one run is abandoned (default 600)
   --build-ldnc   first run `cargo build --release -p ld-nc` for x86_64 and riscv64
 Environment: LDNC_X86 / LDNC_RV override the ld-nc binaries (default: target/release/ld-nc and
@@ -28,7 +28,7 @@ target/riscv64gc-unknown-linux-gnu/release/ld-nc under CARGO_TARGET_DIR or ./tar
 EOF
 }
 
-runs=3 scale=10 limit=600 build=0
+runs=3 scale=20 limit=600 build=0
 while (($#)); do
   case "$1" in
     -n) runs="${2:?}"; shift 2 ;;
