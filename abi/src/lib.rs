@@ -6,6 +6,7 @@
 //! feature, since it needs libclang, which the riscv64 host does not have.
 
 pub mod manifest;
+pub mod plan;
 pub mod report;
 pub mod types;
 
