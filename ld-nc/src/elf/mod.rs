@@ -442,3 +442,55 @@ pub(crate) mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod mutation_tests {
+    use super::tests::tiny_exec;
+    use super::*;
+
+    /// A deterministic stand-in for the fuzz target that runs with `cargo test`: random byte and
+    /// word mutations of a valid file, checking the invariants the loader relies on.
+    #[test]
+    fn random_mutations_keep_invariants() {
+        let base = tiny_exec();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut accepted = 0;
+        for _ in 0..20_000 {
+            let mut b = base.clone();
+            for _ in 0..1 + next() % 4 {
+                let at = (next() % 200) as usize;
+                let v = next();
+                if at + 8 > b.len() {
+                    continue;
+                }
+                match v % 3 {
+                    0 => b[at] = v as u8,
+                    1 => {
+                        let at = at & !7;
+                        b[at..at + 8].copy_from_slice(&(v >> 2).to_le_bytes());
+                    }
+                    _ => b.truncate(at.max(1)),
+                }
+            }
+            if let Ok(img) = parse(&b) {
+                accepted += 1;
+                let mut prev_end = 0;
+                for s in &img.segments {
+                    assert!(s.filesz <= s.memsz);
+                    assert!(s.offset + s.filesz <= b.len() as u64);
+                    assert!(s.vaddr >= prev_end);
+                    assert!(s.vaddr + s.memsz <= USER_TOP);
+                    prev_end = s.vaddr + s.memsz;
+                }
+                assert!(img.hi() - img.lo() <= MAX_SPAN);
+            }
+        }
+        assert!(accepted > 0, "some mutations stay valid");
+    }
+}
