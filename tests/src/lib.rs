@@ -12,3 +12,5 @@ pub mod known;
 pub mod ldnc;
 pub mod process;
 pub mod trial;
+
+pub mod difftest;

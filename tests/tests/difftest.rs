@@ -1,0 +1,295 @@
+//! Differential instruction tests (issue 2): every form of the listed instructions runs natively and
+//! under the translator's host backend, over edge cases and seeded random inputs, and GPRs, RIP,
+//! RFLAGS (minus architecturally undefined flags), XMM0-15, MXCSR and the data window must agree.
+//!
+//! On x86_64 the native side runs in-process; under qemu-riscv64 it comes from the x86_64
+//! `x86-oracle` binary (`cargo build -p ldnc-tests --bin x86-oracle`, or `LDNC_ORACLE=path`).
+//! `DIFFTEST_CASES` sets cases per form (default 24), `DIFFTEST_SEED` the base seed. Forms a backend
+//! does not handle yet are listed in `tests/difftest/KNOWN-UNSUPPORTED-<backend>`.
+
+#![allow(clippy::panic, reason = "test set-up failures abort the test")]
+
+use iced_x86::{Code, CpuidFeature, Instruction, Mnemonic, Register};
+use ldnc_tests::difftest::gen::{self, forms, forms_of, Form};
+use ldnc_tests::difftest::harness::{run_family, run_raw, translator_for};
+use ldnc_tests::difftest::{code_base, Case, Regs, Slot};
+use translator::cpu::flags;
+use translator::isa::Backend;
+use translator::{Exit, HostBackend};
+
+type B = HostBackend;
+
+fn only_features(code: Code, allowed: &[CpuidFeature]) -> bool {
+    let f = code.cpuid_features();
+    !f.is_empty() && f.iter().all(|x| allowed.contains(x))
+}
+
+const BASE_INT: [CpuidFeature; 4] =
+    [CpuidFeature::INTEL8086, CpuidFeature::INTEL386, CpuidFeature::X64, CpuidFeature::INTEL486];
+
+#[test]
+fn alu() {
+    use Mnemonic::*;
+    let f = forms_of(&[
+        Add, Adc, Sub, Sbb, And, Or, Xor, Cmp, Test, Inc, Dec, Neg, Not, Mov, Movzx, Movsx, Movsxd, Lea, Cbw, Cwde,
+        Cdqe, Cwd, Cdq, Cqo, Lahf, Sahf, Clc, Stc, Cmc, Cld, Std, Nop,
+    ]);
+    run_family::<B>("alu", &f);
+}
+
+#[test]
+fn stack() {
+    use Mnemonic::*;
+    let f: Vec<Form> = forms_of(&[Push, Pop, Leave]);
+    run_family::<B>("stack", &f);
+}
+
+#[test]
+fn shifts() {
+    use Mnemonic::*;
+    let f = forms_of(&[Shl, Sal, Shr, Sar, Rol, Ror, Rcl, Rcr, Shld, Shrd]);
+    run_family::<B>("shifts", &f);
+}
+
+#[test]
+fn muldiv() {
+    use Mnemonic::*;
+    let f = forms_of(&[Mul, Imul, Div, Idiv]);
+    run_family::<B>("muldiv", &f);
+}
+
+#[test]
+fn bits() {
+    use Mnemonic::*;
+    let f = forms_of(&[Bt, Bts, Btr, Btc, Bsf, Bsr, Tzcnt, Lzcnt, Popcnt, Bswap]);
+    run_family::<B>("bits", &f);
+}
+
+#[test]
+fn setcc_cmov() {
+    let f = forms(|c| {
+        let n = format!("{:?}", c.mnemonic());
+        (n.starts_with("Set") || n.starts_with("Cmov")) && c.mnemonic() != Mnemonic::Setssbsy
+    });
+    run_family::<B>("setcc_cmov", &f);
+}
+
+#[test]
+fn xchg_atomic() {
+    use Mnemonic::*;
+    let f = forms_of(&[Xchg, Cmpxchg, Xadd, Cmpxchg8b, Cmpxchg16b]);
+    run_family::<B>("xchg_atomic", &f);
+}
+
+#[test]
+fn string() {
+    use Mnemonic::*;
+    let f = forms_of(&[
+        Movsb, Movsw, Movsd, Movsq, Stosb, Stosw, Stosd, Stosq, Lodsb, Lodsw, Lodsd, Lodsq, Cmpsb, Cmpsw, Cmpsd, Cmpsq,
+        Scasb, Scasw, Scasd, Scasq,
+    ]);
+    // Movsd/Cmpsd also name SSE2 instructions; those run in the SSE families.
+    let f: Vec<Form> = f.into_iter().filter(|x| only_features(x.code, &BASE_INT)).collect();
+    run_family::<B>("string", &f);
+}
+
+fn sse(feature: CpuidFeature, keep: impl Fn(Mnemonic) -> bool) -> Vec<Form> {
+    forms(|c| c.cpuid_features() == [feature] && keep(c.mnemonic()))
+}
+
+fn is_sse_int(m: Mnemonic) -> bool {
+    let n = format!("{m:?}");
+    n.starts_with('P') || matches!(m, Mnemonic::Movd | Mnemonic::Movq | Mnemonic::Movdqa | Mnemonic::Movdqu)
+}
+
+#[test]
+fn sse1() {
+    run_family::<B>("sse1", &sse(CpuidFeature::SSE, |_| true));
+}
+
+#[test]
+fn sse2_int() {
+    run_family::<B>("sse2_int", &sse(CpuidFeature::SSE2, is_sse_int));
+}
+
+#[test]
+fn sse2_fp() {
+    run_family::<B>("sse2_fp", &sse(CpuidFeature::SSE2, |m| !is_sse_int(m)));
+}
+
+#[test]
+fn sse3_ssse3() {
+    let mut f = sse(CpuidFeature::SSE3, |_| true);
+    f.extend(sse(CpuidFeature::SSSE3, |_| true));
+    run_family::<B>("sse3_ssse3", &f);
+}
+
+#[test]
+fn sse41() {
+    run_family::<B>("sse41", &sse(CpuidFeature::SSE4_1, |_| true));
+}
+
+/// A case with default registers around `insns`.
+fn snippet(slot: &Slot, insns: &[Instruction], regs: Regs) -> Case {
+    match gen::assemble(insns, slot.n) {
+        Ok(code) => Case { slot: slot.n, code, regs, mem_seed: 1, patches: Vec::new() },
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn default_regs(slot: &Slot) -> Regs {
+    let mut r = Regs { rflags: flags::FIXED1 | flags::IF, mxcsr: 0x1f80, ..Regs::default() };
+    for (i, g) in r.gpr.iter_mut().enumerate() {
+        *g = 0x1111_1111_1111_1111u64.wrapping_mul(i as u64 + 1);
+    }
+    r.gpr[4] = ldnc_tests::difftest::data_base(slot.n) + ldnc_tests::difftest::STACK_TOP;
+    r
+}
+
+fn ins(r: Result<Instruction, iced_x86::IcedError>) -> Instruction {
+    match r {
+        Ok(i) => i,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// CPUID answers from the translator's own model: it must be what `translator::cpuid::query`
+/// says for the backend's features, consistent with itself (vendor, max leaves, feature bits that
+/// the backend really translates), and must leave everything but RAX/RBX/RCX/RDX alone.
+#[test]
+fn cpuid() {
+    let mut slot = Slot::acquire().unwrap_or_else(|e| panic!("{e}"));
+    let mut tr = translator_for::<B>(&slot).unwrap_or_else(|e| panic!("{e}"));
+    let feats = tr.backend().features();
+    let mut problems = Vec::new();
+    let leaves: [(u32, u32); 10] =
+        [(0, 0), (1, 0), (2, 0), (4, 0), (4, 1), (7, 0), (0x8000_0000, 0), (0x8000_0001, 0), (0x8000_0002, 0), (0x4000_0000, 0)];
+    for (leaf, sub) in leaves {
+        let mut regs = default_regs(&slot);
+        regs.gpr[0] = 0xdead_beef_0000_0000 | u64::from(leaf);
+        regs.gpr[1] = 0xdead_beef_0000_0000 | u64::from(sub);
+        regs.rflags |= flags::CF | flags::ZF;
+        let case = snippet(&slot, &[Instruction::with(Code::Cpuid)], regs.clone());
+        let (exit, ctx) = run_raw(&mut tr, &mut slot, &case);
+        if exit != Exit::Breakpoint {
+            problems.push(format!("leaf {leaf:#x}: exit {exit:?}"));
+            continue;
+        }
+        let q = translator::cpuid::query(feats, leaf, sub);
+        let got = [ctx.cpu.gpr[0], ctx.cpu.gpr[3], ctx.cpu.gpr[1], ctx.cpu.gpr[2]];
+        let want = [q.eax, q.ebx, q.ecx, q.edx].map(u64::from);
+        if got != want {
+            problems.push(format!("leaf {leaf:#x}.{sub}: eax/ebx/ecx/edx {got:x?}, model says {want:x?}"));
+        }
+        for i in [4usize, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15] {
+            if ctx.cpu.gpr[i] != regs.gpr[i] {
+                problems.push(format!("leaf {leaf:#x}: cpuid changed gpr {i}"));
+            }
+        }
+        if ctx.cpu.rflags & flags::STATUS != regs.rflags & flags::STATUS {
+            problems.push(format!("leaf {leaf:#x}: cpuid changed flags"));
+        }
+        if ctx.cpu.rip != code_base(slot.n) + case.code.len() as u64 + 1 {
+            problems.push(format!("leaf {leaf:#x}: rip {:#x} after int3", ctx.cpu.rip));
+        }
+    }
+    // Self-consistency of the model for this backend.
+    let l0 = translator::cpuid::query(feats, 0, 0);
+    let l1 = translator::cpuid::query(feats, 1, 0);
+    let mut vendor = Vec::new();
+    for w in [l0.ebx, l0.edx, l0.ecx] {
+        vendor.extend_from_slice(&w.to_le_bytes());
+    }
+    if vendor != b"GenuineIntel" && vendor != b"AuthenticAMD" {
+        problems.push(format!("vendor {:?}", String::from_utf8_lossy(&vendor)));
+    }
+    if l0.eax < 7 {
+        problems.push(format!("max basic leaf {} < 7", l0.eax));
+    }
+    if l1.edx & (1 << 26) == 0 || l1.edx & (1 << 25) == 0 || l1.edx & (1 << 15) == 0 {
+        problems.push("leaf 1 EDX lacks SSE/SSE2/CMOV".into());
+    }
+    let bit = |on: bool, f: translator::cpuid::Features| on == feats.contains(f);
+    let checks = [
+        (bit(l1.ecx & 1 != 0, translator::cpuid::Features::SSE3), "SSE3"),
+        (bit(l1.ecx & (1 << 9) != 0, translator::cpuid::Features::SSSE3), "SSSE3"),
+        (bit(l1.ecx & (1 << 19) != 0, translator::cpuid::Features::SSE41), "SSE4.1"),
+        (bit(l1.ecx & (1 << 23) != 0, translator::cpuid::Features::POPCNT), "POPCNT"),
+        (bit(l1.ecx & (1 << 13) != 0, translator::cpuid::Features::CX16), "CX16"),
+    ];
+    for (ok, name) in checks {
+        if !ok {
+            problems.push(format!("leaf 1 {name} bit disagrees with the backend's features"));
+        }
+    }
+    // What is advertised must exist on this x86_64 machine, or the native side could not check it.
+    #[cfg(target_arch = "x86_64")]
+    {
+        let host = [
+            (translator::cpuid::Features::SSE3, std::arch::is_x86_feature_detected!("sse3")),
+            (translator::cpuid::Features::SSSE3, std::arch::is_x86_feature_detected!("ssse3")),
+            (translator::cpuid::Features::SSE41, std::arch::is_x86_feature_detected!("sse4.1")),
+            (translator::cpuid::Features::POPCNT, std::arch::is_x86_feature_detected!("popcnt")),
+            (translator::cpuid::Features::LZCNT, std::arch::is_x86_feature_detected!("lzcnt")),
+        ];
+        for (f, has) in host {
+            if feats.contains(f) && !has {
+                problems.push(format!("{f:?} advertised but this CPU lacks it"));
+            }
+        }
+    }
+    println!("difftest cpuid [{}]: {} leaves, features {:?}", <B as Backend>::NAME, leaves.len(), feats);
+    assert!(problems.is_empty(), "cpuid problems:\n{}", problems.join("\n"));
+}
+
+/// RDTSC: EDX:EAX with the upper halves of RAX/RDX cleared, monotonic within a snippet and across
+/// runs (not equal to anything in particular).
+#[test]
+fn rdtsc() {
+    let mut slot = Slot::acquire().unwrap_or_else(|e| panic!("{e}"));
+    let mut tr = translator_for::<B>(&slot).unwrap_or_else(|e| panic!("{e}"));
+    let insns = [
+        Instruction::with(Code::Rdtsc),
+        ins(Instruction::with2(Code::Mov_r64_rm64, Register::R8, Register::RAX)),
+        ins(Instruction::with2(Code::Mov_r64_rm64, Register::R9, Register::RDX)),
+        Instruction::with(Code::Rdtsc),
+    ];
+    let case = snippet(&slot, &insns, default_regs(&slot));
+    let mut last = 0u64;
+    for run in 0..20 {
+        let (exit, ctx) = run_raw(&mut tr, &mut slot, &case);
+        assert_eq!(exit, Exit::Breakpoint, "run {run}");
+        let g = &ctx.cpu.gpr;
+        for (i, v) in [(0, g[0]), (2, g[2]), (8, g[8]), (9, g[9])] {
+            assert_eq!(v >> 32, 0, "run {run}: upper half of gpr {i} not cleared: {v:#x}");
+        }
+        let t1 = (g[9] << 32) | g[8];
+        let t2 = (g[2] << 32) | g[0];
+        assert!(t2 >= t1, "run {run}: second rdtsc {t2} < first {t1}");
+        assert!(t1 >= last, "run {run}: rdtsc went back from {last} to {t1}");
+        last = t2;
+        assert_eq!(g[1], default_regs(&slot).gpr[1], "rdtsc must not touch rcx");
+    }
+}
+
+/// SYSCALL leaves the translator with `Exit::Syscall`, RIP after it and the registers untouched.
+#[test]
+fn syscall_exits() {
+    let mut slot = Slot::acquire().unwrap_or_else(|e| panic!("{e}"));
+    let mut tr = translator_for::<B>(&slot).unwrap_or_else(|e| panic!("{e}"));
+    let insns = [
+        ins(Instruction::with2(Code::Mov_r32_imm32, Register::EAX, 60u32)),
+        ins(Instruction::with2(Code::Add_rm64_imm8, Register::RDI, 5i32)),
+        Instruction::with(Code::Syscall),
+    ];
+    let regs = default_regs(&slot);
+    let case = snippet(&slot, &insns, regs.clone());
+    let (exit, ctx) = run_raw(&mut tr, &mut slot, &case);
+    assert_eq!(exit, Exit::Syscall);
+    assert_eq!(ctx.cpu.rip, code_base(slot.n) + case.code.len() as u64, "rip after syscall");
+    assert_eq!(ctx.cpu.gpr[0], 60);
+    assert_eq!(ctx.cpu.gpr[7], regs.gpr[7] + 5);
+    for i in [2usize, 3, 4, 5, 6, 8, 9, 10, 12, 13, 14, 15] {
+        assert_eq!(ctx.cpu.gpr[i], regs.gpr[i], "gpr {i}");
+    }
+}
