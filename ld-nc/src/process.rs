@@ -45,6 +45,8 @@ pub struct Process {
     pub altstack: AltStack,
     /// ld-nc's own executable, for re-exec of x86_64 programs.
     pub exe: PathBuf,
+    /// The guest program's absolute path: what the guest sees as `/proc/self/exe`.
+    pub guest_exe: PathBuf,
     /// Syscall numbers already reported as unsupported.
     pub reported: HashSet<u64>,
     /// `set_tid_address` pointer (emulated: the guest's, not the host's).
@@ -61,6 +63,7 @@ impl Process {
             brk: Brk::default(),
             sigactions: [GuestSigaction::default(); NSIG + 1],
             altstack: AltStack { sp: 0, flags: 2, size: 0 },
+            guest_exe: exe.clone(),
             exe,
             reported: HashSet::new(),
             clear_child_tid: 0,

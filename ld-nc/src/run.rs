@@ -134,6 +134,7 @@ pub fn setup(cfg: &Config, env: Vec<(OsString, OsString)>) -> Result<Guest, Stri
 
     let exe = std::fs::read_link("/proc/self/exe").unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
     let mut proc = Process::new(mem, exe);
+    proc.guest_exe = std::fs::canonicalize(&cfg.prog).unwrap_or_else(|_| cfg.prog.clone());
     proc.brk = Brk { start: loaded.hi, cur: loaded.hi, mapped: loaded.hi };
     signals::inherited_actions(&mut proc);
     log::info!(target: "ldnc::load", "stack [{base:#x}, {:#x}), rsp {:#x}, brk {:#x}", base + STACK_SIZE, img.sp, loaded.hi);
@@ -155,7 +156,12 @@ pub fn run<B: Backend>(guest: &mut Guest, prog: &std::path::Path) -> Result<i32,
             Exit::Syscall => {
                 let mut sys = Sys { cpu: &mut ctx.cpu, proc, code: &mut tr };
                 match syscall::dispatch(&table, &mut sys) {
-                    SysRet::Ret(v) => ctx.cpu.set(Gpr::Rax, v as u64),
+                    SysRet::Ret(v) => {
+                        ctx.cpu.set(Gpr::Rax, v as u64);
+                        // What the `syscall` instruction itself leaves behind.
+                        ctx.cpu.set(Gpr::Rcx, ctx.cpu.rip);
+                        ctx.cpu.set(Gpr::R11, ctx.cpu.rflags);
+                    }
                     SysRet::Restored => {}
                     SysRet::Exit(code) => return Ok(code),
                 }

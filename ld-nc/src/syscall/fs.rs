@@ -57,7 +57,6 @@ pub const PASS: &[(u32, u8)] = &[
     (x86::RENAMEAT2, 5),
     (x86::LINKAT, 5),
     (x86::SYMLINKAT, 3),
-    (x86::READLINKAT, 4),
     (x86::FCHMODAT, 3),
     (x86::FACCESSAT, 3),
     (x86::FACCESSAT2, 4),
@@ -119,6 +118,7 @@ pub const CUSTOM: &[(u32, Handler)] = &[
     (x86::POLL, poll),
     (x86::SELECT, select),
     (x86::READLINK, readlink),
+    (x86::READLINKAT, readlinkat),
     (x86::UNLINK, unlink),
     (x86::RMDIR, rmdir),
     (x86::MKDIR, mkdir),
@@ -238,8 +238,35 @@ fn select(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
     r
 }
 
-fn readlink(_: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
-    hs(SYS_readlinkat, &[AT_FDCWD, a[0], a[1], a[2]])
+fn readlink(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
+    readlinkat(sys, [AT_FDCWD, a[0], a[1], a[2], 0, 0])
+}
+
+/// Whether `path` names this process's executable link (`/proc/self/exe`, `/proc/<pid>/exe`).
+pub fn is_proc_self_exe(path: &[u8]) -> bool {
+    let Some(rest) = path.strip_prefix(b"/proc/") else { return false };
+    let Some(who) = rest.strip_suffix(b"/exe") else { return false };
+    // SAFETY: getpid has no preconditions.
+    who == b"self" || who == format!("{}", unsafe { libc::getpid() }).as_bytes()
+}
+
+fn readlinkat(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
+    // /proc/self/exe is ld-nc on the host; the guest must see its own program, or programs
+    // that re-exec themselves (busybox) would run ld-nc as an x86_64 guest.
+    let (path, buf, size) = (a[1], a[2], a[3] as usize);
+    if let Some(p) = super::process::read_cstr(sys, path) {
+        if is_proc_self_exe(&p) {
+            use std::os::unix::ffi::OsStrExt;
+            let target = sys.proc.guest_exe.as_os_str().as_bytes().to_vec();
+            let n = target.len().min(size);
+            if size == 0 {
+                return err(libc::EINVAL);
+            }
+            tri!(sys.write_guest(buf, &target[..n]));
+            return SysRet::Ret(n as i64);
+        }
+    }
+    hs(SYS_readlinkat, &[a[0], a[1], a[2], a[3]])
 }
 
 fn unlink(_: &mut Sys<'_>, a: [u64; 6]) -> SysRet {

@@ -227,14 +227,38 @@ fn clone3(_: &mut Sys<'_>, _: [u64; 6]) -> SysRet {
     err(libc::ENOSYS)
 }
 
+/// Whether an exec'd program must run through ld-nc: an x86_64 ELF. On an x86_64 host, dynamic
+/// x86_64 programs (which ld-nc cannot run yet) are left to the kernel, which runs them natively.
+fn runs_through_ldnc(p: &std::path::Path) -> bool {
+    if !crate::elf::is_x86_64_elf(p) {
+        return false;
+    }
+    if cfg!(target_arch = "x86_64") {
+        return !matches!(
+            std::fs::read(p).map(|b| crate::elf::parse(&b)),
+            Ok(Err(crate::elf::ElfError::Dynamic))
+        );
+    }
+    true
+}
+
 /// Most argv entries read from the guest.
 const MAX_ARGS: usize = 1 << 17;
 
 fn execve(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
     let (path, argv, envp) = (a[0], a[1], a[2]);
     let Some(p) = read_cstr(sys, path) else { return err(libc::EFAULT) };
-    let pbuf = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&p));
-    if !crate::elf::is_x86_64_elf(&pbuf) {
+    let mut pbuf = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&p));
+    let mut path = path;
+    let guest_exe;
+    if super::fs::is_proc_self_exe(&p) {
+        // The guest's own program, not ld-nc.
+        pbuf = sys.proc.guest_exe.clone();
+        let Ok(c) = CString::new(pbuf.as_os_str().as_bytes()) else { return err(libc::ENOENT) };
+        guest_exe = c;
+        path = guest_exe.as_ptr() as u64;
+    }
+    if !runs_through_ldnc(&pbuf) {
         // Scripts and host programs: the host kernel runs them.
         return hs(libc::SYS_execve, &[path, argv, envp]);
     }
@@ -265,7 +289,7 @@ fn execve(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
     hs(libc::SYS_execve, &[exe.as_ptr() as u64, new.as_ptr() as u64, envp])
 }
 
-fn read_cstr(sys: &Sys<'_>, p: u64) -> Option<Vec<u8>> {
+pub(super) fn read_cstr(sys: &Sys<'_>, p: u64) -> Option<Vec<u8>> {
     let mut v = Vec::new();
     for i in 0..4096u64 {
         let b = sys.read_guest(p.checked_add(i)?, 1).ok()?;
