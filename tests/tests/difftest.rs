@@ -8,6 +8,9 @@
 //! does not handle yet are listed in `tests/difftest/KNOWN-UNSUPPORTED-<backend>`.
 
 #![allow(clippy::panic, reason = "test set-up failures abort the test")]
+// The riscv64 backend does not implement `translator::isa::Backend` yet; until it does these tests
+// build only where the host backend exists. Remove this line when it lands.
+#![cfg(target_arch = "x86_64")]
 
 use iced_x86::{Code, CpuidFeature, Instruction, Mnemonic, Register};
 use ldnc_tests::difftest::gen::{self, forms, forms_of, Form};
