@@ -324,7 +324,7 @@ impl Manifest {
             });
         }
         for r in &ov.records {
-            if r.note.as_deref().map_or(true, str::is_empty) {
+            if r.note.as_deref().is_none_or(str::is_empty) {
                 return Err(ManifestError {
                     file: ov.origin.clone(),
                     line: r.line,

@@ -1,6 +1,7 @@
 //! The generator on small C snippets with known answers, parsed with libclang as x86_64 and as
 //! riscv64 on the build machine's own headers (the Debian cross package for riscv64).
 #![cfg(feature = "generator")]
+#![allow(clippy::panic, reason = "a test reports a failed expectation by panicking")]
 
 use abi::gen::analyze_snippet;
 use abi::{Class, Conversion, Kind, Reason};
