@@ -108,7 +108,8 @@ fn printf_like_and_va_list() {
                  int myvprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));\n\
                  void vlog(void *ctx, const char *fmt, va_list ap);\nint my_sscanf(const char *s, const char *format, ...);\n\
                  int untyped(int n, ...);\nint untyped_va(int n, va_list ap);\n\
-                 void setlog(void (*cb)(void *, int, const char *, va_list));\n");
+                 void setlog(void (*cb)(void *, int, const char *, va_list));\n\
+                 typedef void (*report_fn)(const char *format, va_list ap); int set_report(report_fn f);\n");
     assert_eq!(sig(&m, "myprintf"), "(p,...printf1)->i32");
     assert_eq!(class(&m, "myprintf"), Class::Convert(vec![Conversion::VarargsPrintf]));
     assert_eq!(sig(&m, "logf_"), "(p,i32,p,...printf3)->i32");
@@ -119,6 +120,9 @@ fn printf_like_and_va_list() {
     assert_eq!(excluded(&m, "untyped"), Reason::VarargsUntyped);
     assert_eq!(excluded(&m, "untyped_va"), Reason::VaListUntyped);
     assert_eq!(class(&m, "setlog"), Class::Convert(vec![Conversion::VaList, Conversion::Callback]));
+    // Through a typedef the riscv64 `va_list` (a plain pointer) must still be seen as one.
+    assert_eq!(sig(&m, "set_report"), "(fn(p,vl)->v)->i32");
+    assert_eq!(class(&m, "set_report"), Class::Convert(vec![Conversion::VaList, Conversion::Callback]));
 }
 
 #[test]

@@ -98,6 +98,22 @@ pub struct Walker<'a> {
     _tu: std::marker::PhantomData<&'a ()>,
 }
 
+/// The pointee of a pointer type with its typedef names kept (the canonical pointee loses them,
+/// and with them the only way to tell a riscv64 `va_list` from a `void *`).
+fn sugared_pointee<'t>(ty: Type<'t>) -> Option<Type<'t>> {
+    let mut t = ty;
+    for _ in 0..32 {
+        match t.get_kind() {
+            TypeKind::Pointer => return t.get_pointee_type(),
+            TypeKind::Typedef => t = t.get_declaration()?.get_typedef_underlying_type()?,
+            TypeKind::Elaborated => t = t.get_elaborated_type()?,
+            TypeKind::Attributed => t = t.get_modified_type()?,
+            _ => return None,
+        }
+    }
+    None
+}
+
 fn spell(tokens: &[clang::token::Token<'_>]) -> Vec<String> {
     tokens.iter().map(|t| t.get_spelling()).collect()
 }
@@ -377,10 +393,7 @@ impl Walker<'_> {
                 let Some(p) = c.get_pointee_type() else { return Err("pointer without pointee".into()) };
                 let pc = p.get_canonical_type();
                 if matches!(pc.get_kind(), TypeKind::FunctionPrototype | TypeKind::FunctionNoPrototype) {
-                    // Non-canonical pointee keeps typedef names for va_list parameters.
-                    let pt = ty.get_pointee_type().filter(|t| t.get_kind() != TypeKind::Elaborated).unwrap_or(p);
-                    let fty = if pt.get_canonical_type().get_kind() == pc.get_kind() { pt } else { p };
-                    Ty::FnPtr(Box::new(self.signature(fty, d, depth + 1)?))
+                    Ty::FnPtr(Box::new(self.signature(sugared_pointee(ty).unwrap_or(p), d, depth + 1)?))
                 } else {
                     let (_, ld, vl) = self.shape(p, &mut d.refs, 0);
                     d.mem_long_double |= ld;
@@ -396,14 +409,10 @@ impl Walker<'_> {
                 Ty::Ptr
             }
             TypeKind::Record | TypeKind::Complex => {
-                let (_, ld, vl) = self.shape(c, &mut d.refs, 0);
+                // A long double inside stays visible as a leaf of the aggregate.
+                let (_, _, vl) = self.shape(c, &mut d.refs, 0);
                 d.mem_valist |= vl;
-                let agg = self.aggregate(c)?;
-                if ld {
-                    // Kept as a leaf so classification can see it.
-                    debug_assert!(Ty::Agg(agg.clone()).has_long_double() || agg.size > 16);
-                }
-                Ty::Agg(agg)
+                Ty::Agg(self.aggregate(c)?)
             }
             // A function type as a parameter is a pointer to it (C11 6.7.6.3p8).
             TypeKind::FunctionPrototype | TypeKind::FunctionNoPrototype => Ty::FnPtr(Box::new(self.signature(ty, d, depth + 1)?)),
@@ -648,8 +657,7 @@ impl Walker<'_> {
                             mem_valist: false,
                             shape: String::new(),
                         };
-                        let pt = ft.get_pointee_type().unwrap_or(p);
-                        let sig = self.signature(pt, &mut d, 1);
+                        let sig = self.signature(sugared_pointee(ft).unwrap_or(p), &mut d, 1);
                         info.fn_fields.push((name, sig));
                     }
                 }
