@@ -50,6 +50,9 @@ pub enum Kind {
     /// A function-pointer field of a struct that native code may call (`Tag.field`): the fault
     /// path uses its signature when such a pointer holds a guest function.
     Field(Signature),
+    /// Exported, but no header declares it (`?` in place of the signature or size); always
+    /// excluded.
+    Undeclared { func: bool },
 }
 
 /// How the bridge treats a symbol.
@@ -373,7 +376,9 @@ fn parse_record<'a>(
     if kind == "field" && (version.is_some() || !name.contains('.')) {
         return Err(format!("field record `{sym}` must be named `Tag.field`, without a version"));
     }
-    let kind = if kind != "data" {
+    let kind = if what == "?" && kind != "field" {
+        Kind::Undeclared { func: kind == "func" }
+    } else if kind != "data" {
         let sig = parse_sig(what).map_err(|e| format!("`{name}`: bad signature `{what}`: {e}"))?;
         if kind == "func" { Kind::Func(sig) } else { Kind::Field(sig) }
     } else {
@@ -413,6 +418,9 @@ fn parse_record<'a>(
         }
         other => return Err(format!("`{name}`: unknown classification `{other}` (pass, convert or exclude)")),
     };
+    if matches!(kind, Kind::Undeclared { .. }) && !matches!(class, Class::Exclude { .. }) {
+        return Err(format!("`{name}`: a symbol without a declaration (`?`) can only be excluded"));
+    }
     if matches!(kind, Kind::Data { .. }) && matches!(class, Class::Convert(_)) {
         return Err(format!("`{name}`: data symbols are passed or excluded, not converted"));
     }
@@ -432,6 +440,8 @@ impl fmt::Display for Record {
             Kind::Func(_) => "func",
             Kind::Data { .. } => "data",
             Kind::Field(_) => "field",
+            Kind::Undeclared { func: true } => "func",
+            Kind::Undeclared { func: false } => "data",
         };
         write!(f, "{kind} {}", self.name)?;
         if let Some(v) = &self.version {
@@ -440,6 +450,7 @@ impl fmt::Display for Record {
         match &self.kind {
             Kind::Func(sig) | Kind::Field(sig) => write!(f, " {sig}")?,
             Kind::Data { size } => write!(f, " {size}")?,
+            Kind::Undeclared { .. } => f.write_str(" ?")?,
         }
         match &self.class {
             Class::Pass => f.write_str(" pass")?,

@@ -29,6 +29,12 @@ impl Counts {
         for r in &m.records {
             match (&r.kind, &r.class) {
                 (Kind::Field(_), _) => c.fields += 1,
+                (Kind::Undeclared { func: false }, _) => c.data_exclude += 1,
+                (Kind::Undeclared { func: true }, Class::Exclude { reason, .. }) => {
+                    c.exclude += 1;
+                    *c.reasons.entry(reason.to_string()).or_default() += 1;
+                }
+                (Kind::Undeclared { func: true }, _) => c.exclude += 1,
                 (Kind::Data { .. }, Class::Exclude { .. }) => c.data_exclude += 1,
                 (Kind::Data { .. }, _) => c.data_pass += 1,
                 (Kind::Func(_), Class::Pass) => c.pass += 1,

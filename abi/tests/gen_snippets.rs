@@ -24,6 +24,7 @@ fn sig(m: &BTreeMap<String, (Kind, Class)>, name: &str) -> String {
     match &get(m, name).0 {
         Kind::Func(s) | Kind::Field(s) => s.to_string(),
         Kind::Data { size } => format!("data {size}"),
+        Kind::Undeclared { .. } => "?".into(),
     }
 }
 

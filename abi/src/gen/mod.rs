@@ -360,7 +360,7 @@ pub fn manifest_for(
             None => {
                 // Internal exports (`avpriv_*`, `__libc_*`, GLIBC_PRIVATE) have no public
                 // prototype: nothing can be generated for them.
-                let kind = if e.func { Kind::Func(crate::types::Signature { params: Vec::new(), ret: crate::types::Ty::Void, varargs: crate::types::Varargs::Untyped, valist_format: None }) } else { Kind::Data { size: 0 } };
+                let kind = Kind::Undeclared { func: e.func };
                 let internal = e.name.starts_with('_') || e.name.starts_with("avpriv_") || e.version.as_deref() == Some("GLIBC_PRIVATE");
                 let reason = if internal { Reason::Internal } else { Reason::NoPrototype };
                 (kind, Class::Exclude { reason, detail: String::new() })
@@ -368,7 +368,7 @@ pub fn manifest_for(
             Some(d) => {
                 let kind = match &d.sig {
                     Some(Ok(s)) => Kind::Func(s.clone()),
-                    Some(Err(_)) => Kind::Func(crate::types::Signature { params: Vec::new(), ret: crate::types::Ty::Void, varargs: crate::types::Varargs::Untyped, valist_format: None }),
+                    Some(Err(_)) => Kind::Undeclared { func: true },
                     None => Kind::Data { size: d.var_size },
                 };
                 let class = if !host.contains(e.name.as_str()) {
@@ -415,10 +415,9 @@ pub fn manifest_for(
                     };
                     (Kind::Field(s.clone()), class)
                 }
-                Err(e) => (
-                    Kind::Field(crate::types::Signature { params: Vec::new(), ret: crate::types::Ty::Void, varargs: crate::types::Varargs::Untyped, valist_format: None }),
-                    Class::Exclude { reason: Reason::UnsupportedType, detail: e.clone() },
-                ),
+                // A field whose type the conventions cannot carry is left to the fault path's
+                // generic signature.
+                Err(_) => continue,
             };
             records.push(Record { line: 0, name, version: None, kind, class, note: None });
         }
@@ -481,7 +480,7 @@ pub fn analyze_snippet(source: &str) -> Result<BTreeMap<String, (Kind, Class)>, 
     for (name, d) in &x.decls {
         let kind = match &d.sig {
             Some(Ok(s)) => Kind::Func(s.clone()),
-            Some(Err(_)) => Kind::Func(crate::types::Signature { params: Vec::new(), ret: crate::types::Ty::Void, varargs: crate::types::Varargs::Untyped, valist_format: None }),
+            Some(Err(_)) => Kind::Undeclared { func: true },
             None => Kind::Data { size: d.var_size },
         };
         out.insert(name.clone(), (kind, classify::classify(d, r.decls.get(name), &x, &r)));
