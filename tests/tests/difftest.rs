@@ -296,3 +296,95 @@ fn syscall_exits() {
         assert_eq!(ctx.cpu.gpr[i], regs.gpr[i], "gpr {i}");
     }
 }
+
+/// Flag chains: every SETcc/CMOVcc/Jcc condition, ADC/SBB, RCL/RCR, LAHF and PUSHFQ after a random
+/// flag producer.
+#[test]
+fn flag_chains() {
+    use ldnc_tests::difftest::gen::{make_chain, Consumer};
+    use ldnc_tests::difftest::harness::{run_groups, Group};
+    use Mnemonic::*;
+    let producers: Vec<Form> = forms_of(&[
+        Add, Adc, Sub, Sbb, And, Or, Xor, Cmp, Test, Inc, Dec, Neg, Shl, Shr, Sar, Rol, Ror, Rcl, Rcr, Shld, Shrd, Bt,
+        Bts, Imul, Mul, Sahf, Cmc, Clc, Stc, Xadd, Cmpxchg, Popcnt, Tzcnt, Lzcnt,
+    ])
+    .into_iter()
+    .filter(|f| !f.lock)
+    .collect();
+    let mut consumers: Vec<Consumer> = forms(|c| {
+        let n = format!("{:?}", c.mnemonic());
+        ((n.starts_with("Set") && c.mnemonic() != Setssbsy) || n.starts_with("Cmov"))
+            && matches!(c.op_code().op_kinds().first(), Some(iced_x86::OpCodeOperandKind::r8_or_mem) | Some(iced_x86::OpCodeOperandKind::r32_reg))
+    })
+    .into_iter()
+    .chain(forms(|c| {
+        matches!(
+            c,
+            Code::Adc_rm64_r64 | Code::Sbb_rm32_r32 | Code::Adc_rm8_imm8 | Code::Rcl_rm64_1 | Code::Rcr_rm32_1 | Code::Lahf | Code::Pushfq
+        )
+    }))
+    .filter(|f| !f.mem)
+    .map(Consumer::Form)
+    .collect();
+    consumers.extend(
+        [
+            Code::Jo_rel8_64,
+            Code::Jno_rel8_64,
+            Code::Jb_rel8_64,
+            Code::Jae_rel8_64,
+            Code::Je_rel8_64,
+            Code::Jne_rel8_64,
+            Code::Jbe_rel8_64,
+            Code::Ja_rel8_64,
+            Code::Js_rel8_64,
+            Code::Jns_rel8_64,
+            Code::Jp_rel8_64,
+            Code::Jnp_rel8_64,
+            Code::Jl_rel8_64,
+            Code::Jge_rel8_64,
+            Code::Jle_rel8_64,
+            Code::Jg_rel8_64,
+        ]
+        .map(Consumer::Jcc),
+    );
+    let groups = consumers
+        .iter()
+        .map(|c| {
+            let (c, p) = (*c, &producers);
+            Group {
+                name: c.name(),
+                needs: Some(translator::cpuid::Features::BASELINE),
+                make: Box::new(move |slot, seed, feats| make_chain(&c, p, slot, seed, feats)),
+            }
+        })
+        .collect();
+    run_groups::<B>("flag_chains", groups);
+}
+
+/// The comparison is not vacuous: running a different instruction under the translator than
+/// natively (SUB for ADD, a store one byte off) must be reported in the right fields.
+#[test]
+fn harness_detects_wrong_results() {
+    use ldnc_tests::difftest::compare;
+    use ldnc_tests::difftest::harness::{case_seed, native_outcomes, run_translated};
+    let mut slot = Slot::acquire().unwrap_or_else(|e| panic!("{e}"));
+    let mut tr = translator_for::<B>(&slot).unwrap_or_else(|e| panic!("{e}"));
+    let add = forms(|c| c == Code::Add_rm32_r32).into_iter().find(|f| !f.mem).unwrap_or_else(|| panic!("no form"));
+    let (case, mut ex, text) = gen::make_case(&add, slot.n, case_seed("detect", 0)).unwrap_or_else(|e| panic!("{e}"));
+    ex.stack = Some((ldnc_tests::difftest::data_base(slot.n), case.regs.gpr[4]));
+    let native = native_outcomes(&mut slot, std::slice::from_ref(&case)).unwrap_or_else(|e| panic!("{e}"));
+    let mut wrong = case.clone();
+    // ADD r/m32, r32 is 01 /r; SUB r/m32, r32 is 29 /r with the same ModRM.
+    let op = wrong.code.iter().position(|b| *b == 0x01).unwrap_or_else(|| panic!("no opcode in {text}"));
+    wrong.code[op] = 0x29;
+    let tr_out = run_translated(&mut tr, &mut slot, &wrong).unwrap_or_else(|e| panic!("{e}"));
+    let d = compare(&native[0], &tr_out, &ex);
+    assert!(!d.is_empty(), "{text}: add vs sub not detected");
+    let same = run_translated(&mut tr, &mut slot, &case).unwrap_or_else(|e| panic!("{e}"));
+    assert!(compare(&native[0], &same, &ex).is_empty(), "{text}: identical run reported as different");
+    let mut off = same.clone();
+    off.window[0x100] ^= 1;
+    let d = compare(&native[0], &off, &ex);
+    assert_eq!(d.len(), 1, "one byte of memory differs: {d:?}");
+    assert_eq!(d[0].field, "mem[0x100]");
+}

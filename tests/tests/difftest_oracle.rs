@@ -12,7 +12,7 @@ use ldnc_tests::difftest::{Case, Expect, Slot};
 use translator::cpu::flags;
 
 fn parity(v: u64) -> bool {
-    (v as u8).count_ones() % 2 == 0
+    (v as u8).count_ones().is_multiple_of(2)
 }
 
 /// (result, flags) of `m` on `w`-bit operands, flags limited to the six status flags.

@@ -1109,3 +1109,98 @@ pub fn assemble(insns: &[Instruction], slot: u8) -> Result<Vec<u8>, GenError> {
     }
     Ok(enc.take_buffer())
 }
+
+fn iced_flags_to_x86(bits: u32) -> u64 {
+    let map = [
+        (RflagsBits::OF, flags::OF),
+        (RflagsBits::SF, flags::SF),
+        (RflagsBits::ZF, flags::ZF),
+        (RflagsBits::AF, flags::AF),
+        (RflagsBits::CF, flags::CF),
+        (RflagsBits::PF, flags::PF),
+        (RflagsBits::DF, flags::DF),
+    ];
+    map.iter().filter(|(i, _)| bits & i != 0).fold(0, |acc, (_, x)| acc | x)
+}
+
+/// What reads the flags at the end of a flag chain.
+#[derive(Clone, Copy, Debug)]
+pub enum Consumer {
+    /// A register-only form (SETcc, CMOVcc, ADC, RCL…, LAHF, PUSHFQ).
+    Form(Form),
+    /// `jcc` over a flag-neutral `not r15`, with this rel8 opcode.
+    Jcc(Code),
+}
+
+impl Consumer {
+    /// Group name, e.g. `chain:Setb_rm8/r` or `chain:Jb_rel8_64`.
+    pub fn name(&self) -> String {
+        match self {
+            Consumer::Form(f) => format!("chain:{}", f.name()),
+            Consumer::Jcc(c) => format!("chain:{c:?}"),
+        }
+    }
+}
+
+/// A flag chain: a random flag-producing instruction from `producers` whose defined flags cover
+/// what the consumer reads, then the consumer. This tests what a single instruction cannot: flags
+/// that a translator computes lazily and materialises only for a later reader.
+pub fn make_chain(
+    consumer: &Consumer,
+    producers: &[Form],
+    slot: u8,
+    seed: u64,
+    features: Features,
+) -> Result<(Case, Expect, String), GenError> {
+    let mut rng = Rng::new(seed);
+    let pool: Vec<&Form> = producers.iter().filter(|p| p.needs().is_some_and(|n| features.contains(n))).collect();
+    if pool.is_empty() {
+        return Err(GenError("no producer is advertised".into()));
+    }
+    let base = code_base(slot);
+    let reads = match consumer {
+        Consumer::Form(f) => {
+            let mut i = Instruction::default();
+            i.set_code(f.code);
+            iced_flags_to_x86(i.rflags_read())
+        }
+        Consumer::Jcc(c) => {
+            let mut i = Instruction::default();
+            i.set_code(*c);
+            iced_flags_to_x86(i.rflags_read())
+        }
+    };
+    for _ in 0..64 {
+        let p = rng.pick(&pool);
+        let (mut case, pex, ptext) = make_case(p, slot, rng.next_u64())?;
+        if pex.flag_mask & reads != reads || pex.gpr_mask != [u64::MAX; 16] {
+            continue;
+        }
+        let (ctext, cmask, cmodified, ccode) = match consumer {
+            Consumer::Form(f) => {
+                let (cc, cex, ctext) = make_case(f, slot, rng.next_u64())?;
+                let mut d = Decoder::with_ip(64, &cc.code, base, DecoderOptions::NONE);
+                let di = d.decode();
+                (ctext, cex.flag_mask, iced_flags_to_x86(di.rflags_modified()), cc.code)
+            }
+            Consumer::Jcc(c) => {
+                let at = base + case.code.len() as u64;
+                let mut not = Instruction::default();
+                not.set_code(Code::Not_rm64);
+                not.set_op_register(0, Register::R15);
+                let mut probe = Encoder::new(64);
+                let nlen = probe.encode(&not, 0).map_err(|e| GenError(e.to_string()))? as u64;
+                let j = Instruction::with_branch(*c, at + 2 + nlen).map_err(|e| GenError(e.to_string()))?;
+                let mut enc = Encoder::new(64);
+                enc.encode(&j, at).map_err(|e| GenError(e.to_string()))?;
+                enc.encode(&not, at + 2).map_err(|e| GenError(e.to_string()))?;
+                let text = format!("{} ; not r15", super::harness::text(&j));
+                (text, flags::STATUS | flags::DF, 0, enc.take_buffer())
+            }
+        };
+        case.code.extend_from_slice(&ccode);
+        let ex = Expect { flag_mask: (pex.flag_mask | cmodified) & cmask, ..Expect::default() };
+        return Ok((case, ex, format!("{ptext} ; {ctext}")));
+    }
+    Err(GenError(format!("{}: no producer defines the flags it reads", consumer.name())))
+}

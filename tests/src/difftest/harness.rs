@@ -14,7 +14,9 @@ use translator::frontend::RangeSource;
 use translator::isa::Backend;
 use translator::{Exit, ThreadCtx, Translator};
 
-use super::gen::{make_case, Form};
+use translator::cpuid::Features;
+
+use super::gen::{make_case, Form, GenError};
 use super::{code_base, compare, fnv, regs_text, Case, Error, Expect, Outcome, Slot, MAX_CODE};
 
 /// Intel-syntax text of an instruction.
@@ -309,10 +311,41 @@ pub struct Summary {
     pub not_advertised: usize,
 }
 
+/// Makes case `seed` of a group for a slot, given the backend's advertised features.
+pub type MakeCase<'a> = Box<dyn Fn(u8, u64, Features) -> Result<(Case, Expect, String), GenError> + 'a>;
+
+/// A named set of cases, which passes or fails as one (a form, or a consumer in a flag chain).
+pub struct Group<'a> {
+    /// Name, as in the KNOWN-UNSUPPORTED lists.
+    pub name: String,
+    /// Optional features needed (`None`: never advertisable, skipped).
+    pub needs: Option<Features>,
+    /// The case maker.
+    pub make: MakeCase<'a>,
+}
+
+impl std::fmt::Debug for Group<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Group").field("name", &self.name).finish()
+    }
+}
+
 /// Run one family: every form in `forms`, [`cases_per_form`] cases each. Panics with the full
 /// report if any unlisted form fails or any listed form now passes.
 pub fn run_family<B: Backend>(family: &str, forms: &[Form]) -> Summary {
-    match run_family_inner::<B>(family, forms) {
+    let groups = forms
+        .iter()
+        .map(|f| {
+            let f = *f;
+            Group { name: f.name(), needs: f.needs(), make: Box::new(move |slot, seed, _| make_case(&f, slot, seed)) }
+        })
+        .collect();
+    run_groups::<B>(family, groups)
+}
+
+/// Run named groups of cases, as [`run_family`] does for forms.
+pub fn run_groups<B: Backend>(family: &str, groups: Vec<Group<'_>>) -> Summary {
+    match run_family_inner::<B>(family, &groups) {
         Ok(s) => s,
         Err(report) => {
             #[allow(clippy::panic, reason = "a failing test reports through panic")]
@@ -323,7 +356,7 @@ pub fn run_family<B: Backend>(family: &str, forms: &[Form]) -> Summary {
     }
 }
 
-fn run_family_inner<B: Backend>(family: &str, forms: &[Form]) -> Result<Summary, String> {
+fn run_family_inner<B: Backend>(family: &str, forms: &[Group<'_>]) -> Result<Summary, String> {
     let t0 = Instant::now();
     let mut slot = Slot::acquire().map_err(|e| e.to_string())?;
     let mut tr = translator_for::<B>(&slot)?;
@@ -335,7 +368,7 @@ fn run_family_inner<B: Backend>(family: &str, forms: &[Form]) -> Result<Summary,
     let mut failures: BTreeMap<usize, Vec<Failure>> = BTreeMap::new();
     let mut run_forms = Vec::new();
     for (fi, form) in forms.iter().enumerate() {
-        match form.needs() {
+        match form.needs {
             Some(need) if features.contains(need) => {}
             _ => {
                 sum.not_advertised += 1;
@@ -343,10 +376,9 @@ fn run_family_inner<B: Backend>(family: &str, forms: &[Form]) -> Result<Summary,
             }
         }
         run_forms.push(fi);
-        let name = form.name();
         for i in 0..n {
-            let seed = case_seed(&name, i);
-            match make_case(form, slot.n, seed) {
+            let seed = case_seed(&form.name, i);
+            match (form.make)(slot.n, seed, features) {
                 Ok((c, mut ex, text)) => {
                     ex.stack = Some((super::data_base(slot.n), c.regs.gpr[4]));
                     cases.push(c);
@@ -394,8 +426,7 @@ fn run_family_inner<B: Backend>(family: &str, forms: &[Form]) -> Result<Summary,
     let mut to_add = Vec::new();
     let mut to_remove = Vec::new();
     for fi in &run_forms {
-        let form = &forms[*fi];
-        let name = form.name();
+        let name = forms[*fi].name.clone();
         match (failures.get(fi), known.get(&name)) {
             (None, None) => sum.passed += 1,
             (None, Some(_)) => to_remove.push(name),
