@@ -9,5 +9,6 @@ pub mod mem;
 pub mod process;
 pub mod run;
 pub mod signals;
+pub mod smc;
 pub mod stack;
 pub mod syscall;

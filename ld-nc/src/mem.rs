@@ -159,6 +159,13 @@ impl CodeSource for MapSource {
         unsafe { core::ptr::copy_nonoverlapping(pc as *const u8, buf.as_mut_ptr(), n) };
         n
     }
+
+    fn watch_code(&self, start: u64, end: u64) -> bool {
+        let map = self.0.borrow();
+        crate::smc::watch(start, end, |page| {
+            map.pieces(page, page + 1).first().map(|&(_, _, p)| host_prot(p))
+        })
+    }
 }
 
 /// Host `mmap`, returning the address or `-errno`.

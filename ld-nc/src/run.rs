@@ -145,6 +145,7 @@ pub fn setup(cfg: &Config, env: Vec<(OsString, OsString)>) -> Result<Guest, Stri
 pub fn run<B: Backend>(guest: &mut Guest, prog: &std::path::Path) -> Result<i32, String> {
     let mut tr = Translator::<B>::new(Box::new(MapSource(guest.proc.mem.clone())))
         .map_err(|e| e.to_string())?;
+    crate::smc::install(tr.smc())?;
     let table = syscall::Table::new();
     let ctx = &mut guest.ctx;
     let proc = &mut guest.proc;

@@ -106,6 +106,7 @@ fn mmap(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
         return err(libc::ENOMEM);
     }
     let had_exec = sys.proc.mem.borrow().any_exec(p, pend);
+    crate::smc::unwatch(p, pend);
     sys.proc.mem.borrow_mut().insert(p, pend, prot & 7);
     if had_exec {
         sys.code.invalidate(p, pend);
@@ -129,6 +130,7 @@ fn munmap(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
         }
     }
     let had_exec = sys.proc.mem.borrow().any_exec(addr, end);
+    crate::smc::unwatch(addr, end);
     sys.proc.mem.borrow_mut().remove(addr, end);
     if had_exec {
         sys.code.invalidate(addr, end);
@@ -152,6 +154,7 @@ fn mprotect(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
         return err(libc::ENOMEM);
     }
     let guest = (prot & 7) as u32;
+    crate::smc::unwatch(addr, end);
     // SAFETY: the whole range is recorded guest memory.
     if unsafe { libc::mprotect(addr as *mut _, (end - addr) as usize, host_prot(guest)) } != 0 {
         return err(crate::mem::errno());
@@ -191,6 +194,8 @@ fn mremap(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
     }
     let p = p as u64;
     let had_exec = sys.proc.mem.borrow().any_exec(old, old_end);
+    crate::smc::unwatch(old, old_end);
+    crate::smc::unwatch(p, page_up(p + new_len));
     {
         let mut m = sys.proc.mem.borrow_mut();
         if p != old || flags & 4 == 0 {
@@ -232,6 +237,7 @@ fn brk(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
     } else if want_mapped < b.mapped {
         // SAFETY: pages of the guest heap above the new break.
         unsafe { libc::munmap(want_mapped as *mut _, (b.mapped - want_mapped) as usize) };
+        crate::smc::unwatch(want_mapped, b.mapped);
         sys.proc.mem.borrow_mut().remove(want_mapped, b.mapped);
         sys.proc.brk.mapped = want_mapped;
     }

@@ -1,0 +1,249 @@
+//! Self-modifying code, the runtime's half. When the translator translates code on a page the
+//! guest may write (RWX memory: JITs, trampolines on an executable stack), ld-nc write-protects
+//! that page on the host and remembers it in [`WATCHED`]. A guest write then faults; the SIGSEGV
+//! handler recognises a watched page, makes it writable again, reports the write to the
+//! translator's [`SmcState`] (which evicts the page's blocks at once) and returns, so the write is
+//! retried and succeeds. The page is watched again when its code is next translated.
+//!
+//! The handler may run while translated code has the guest's FS base loaded (x86_64 backend), so
+//! it must not touch thread-local storage: only atomics and raw syscalls through rustix
+//! (`linux_raw`, no `errno`).
+//!
+//! A SIGSEGV or SIGBUS that is not a watched-page write is a real guest fault: ld-nc prints it and
+//! lets the default action kill the process (so the parent sees WIFSIGNALED). Guest handlers for
+//! such faults are not called yet: that needs the translator to map a host fault to the guest's
+//! registers and PC.
+//!
+//! Limitation: the kernel writing into a watched page on the guest's behalf (a `read()` into RWX
+//! memory) fails with EFAULT instead of faulting.
+
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use translator::smc::SmcState;
+
+use crate::elf::PAGE;
+
+/// Open-addressing set of watched page addresses (0 = empty, 1 = removed).
+const SLOTS: usize = 1 << 14;
+static WATCHED: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
+static WATCH_COUNT: AtomicU64 = AtomicU64::new(0);
+const TOMBSTONE: u64 = 1;
+
+/// The translator's SMC state, leaked once so the handler can reach it.
+static SMC: AtomicPtr<SmcState> = AtomicPtr::new(core::ptr::null_mut());
+
+fn slot_of(page: u64) -> usize {
+    ((page >> 12).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 50) as usize & (SLOTS - 1)
+}
+
+fn find(page: u64) -> Option<&'static AtomicU64> {
+    let mut i = slot_of(page);
+    for _ in 0..SLOTS {
+        let v = WATCHED[i].load(Ordering::Acquire);
+        if v == page {
+            return Some(&WATCHED[i]);
+        }
+        if v == 0 {
+            return None;
+        }
+        i = (i + 1) & (SLOTS - 1);
+    }
+    None
+}
+
+/// Whether `page` is watched.
+pub fn is_watched(page: u64) -> bool {
+    find(page).is_some()
+}
+
+/// Add `page` to the set; false if the set is too full.
+fn insert(page: u64) -> bool {
+    if find(page).is_some() {
+        return true;
+    }
+    if WATCH_COUNT.load(Ordering::Relaxed) as usize >= SLOTS * 3 / 4 {
+        return false;
+    }
+    let mut i = slot_of(page);
+    loop {
+        let v = WATCHED[i].load(Ordering::Acquire);
+        if (v == 0 || v == TOMBSTONE)
+            && WATCHED[i].compare_exchange(v, page, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+        {
+            WATCH_COUNT.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        i = (i + 1) & (SLOTS - 1);
+    }
+}
+
+/// Remove `page`; true if it was watched. Async-signal-safe.
+fn remove(page: u64) -> bool {
+    match find(page) {
+        Some(slot) if slot.compare_exchange(page, TOMBSTONE, Ordering::AcqRel, Ordering::Relaxed).is_ok() => {
+            WATCH_COUNT.fetch_sub(1, Ordering::Relaxed);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Write-protect the guest-writable pages of `[start, end)` whose code was just translated.
+/// `writable(page)` says whether the guest may write the page. Returns whether any page is watched
+/// (the translator then never links into these blocks).
+pub fn watch(start: u64, end: u64, mut host_prot_of: impl FnMut(u64) -> Option<i32>) -> bool {
+    let mut any = false;
+    let mut page = start & !(PAGE - 1);
+    while page < end {
+        if let Some(prot) = host_prot_of(page) {
+            if prot & libc::PROT_WRITE != 0 {
+                if !insert(page) {
+                    log::warn!(target: "ldnc::load", "too many self-modifiable code pages; {page:#x} is not watched");
+                    page += PAGE;
+                    continue;
+                }
+                let ro = rustix::mm::MprotectFlags::from_bits_retain((prot & !libc::PROT_WRITE) as u32);
+                // SAFETY: a guest page; removing write access only makes guest writes fault into
+                // the handler below, which restores it.
+                if unsafe { rustix::mm::mprotect(page as *mut _, PAGE as usize, ro) }.is_err() {
+                    remove(page);
+                } else {
+                    any = true;
+                }
+            }
+        }
+        page += PAGE;
+    }
+    any
+}
+
+/// Forget watched pages in `[start, end)` (the guest remapped or re-protected them: their host
+/// protection is being set anew).
+pub fn unwatch(start: u64, end: u64) {
+    if WATCH_COUNT.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    let mut page = start & !(PAGE - 1);
+    while page < end {
+        remove(page);
+        page += PAGE;
+    }
+}
+
+fn write_stderr(parts: &[&[u8]]) {
+    // SAFETY: fd 2 stays open for the life of the process.
+    let fd = unsafe { rustix::fd::BorrowedFd::borrow_raw(2) };
+    for p in parts {
+        let _ = rustix::io::write(fd, p);
+    }
+}
+
+fn hex(mut v: u64, buf: &mut [u8; 18]) -> &[u8] {
+    let digits = b"0123456789abcdef";
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = digits[(v & 15) as usize];
+        v >>= 4;
+        if v == 0 {
+            break;
+        }
+    }
+    i -= 1;
+    buf[i] = b'x';
+    i -= 1;
+    buf[i] = b'0';
+    &buf[i..]
+}
+
+extern "C" fn fault_handler(sig: libc::c_int, info: *mut libc::siginfo_t, _uc: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
+    let addr = unsafe { (*info).si_addr() } as u64;
+    let page = addr & !(PAGE - 1);
+    if sig == libc::SIGSEGV && remove(page) {
+        let rw = rustix::mm::MprotectFlags::READ | rustix::mm::MprotectFlags::WRITE;
+        // SAFETY: a watched guest page: restoring the guest's write access.
+        let _ = unsafe { rustix::mm::mprotect(page as *mut _, PAGE as usize, rw) };
+        let s = SMC.load(Ordering::Acquire);
+        if !s.is_null() {
+            // SAFETY: leaked in `install`, never freed.
+            unsafe { (*s).guest_wrote(page, page + PAGE) };
+        }
+        return;
+    }
+    let mut b = [0u8; 18];
+    let name: &[u8] = if sig == libc::SIGBUS { b"SIGBUS" } else { b"SIGSEGV" };
+    write_stderr(&[b"ld-nc: guest killed by signal ", name, b": fault at address ", hex(addr, &mut b), b"\n"]);
+    // SAFETY: restoring the default action; returning re-executes the fault, which then kills the
+    // process as the guest would have been killed.
+    unsafe {
+        let mut dfl: libc::sigaction = core::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        libc::sigaction(sig, &dfl, core::ptr::null_mut());
+    }
+}
+
+/// Host alternate stack for ld-nc's own handlers (the guest's stack may be what overflowed).
+const ALT_STACK: usize = 256 << 10;
+
+/// Hook the translator's SMC state and install the SIGSEGV/SIGBUS handler.
+pub fn install(smc: Arc<SmcState>) -> Result<(), String> {
+    SMC.store(Arc::into_raw(smc).cast_mut(), Ordering::Release);
+    // SAFETY: a fresh anonymous mapping for the alternate stack, leaked on purpose.
+    let stack = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            ALT_STACK,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if stack != libc::MAP_FAILED {
+        let ss = libc::stack_t { ss_sp: stack, ss_flags: 0, ss_size: ALT_STACK };
+        // SAFETY: valid stack_t describing memory we own forever.
+        unsafe { libc::sigaltstack(&ss, core::ptr::null_mut()) };
+    }
+    for sig in [libc::SIGSEGV, libc::SIGBUS] {
+        // SAFETY: all-zero is a valid sigaction; the handler only uses atomics and raw syscalls.
+        unsafe {
+            let mut sa: libc::sigaction = core::mem::zeroed();
+            sa.sa_sigaction = fault_handler as *const () as usize;
+            sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_NODEFER;
+            libc::sigemptyset(&mut sa.sa_mask);
+            if libc::sigaction(sig, &sa, core::ptr::null_mut()) != 0 {
+                return Err(format!("cannot install the fault handler: {}", std::io::Error::last_os_error()));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_insert_remove() {
+        let p = 0x7777_0000_0000u64;
+        assert!(!is_watched(p));
+        assert!(insert(p));
+        assert!(insert(p + PAGE));
+        assert!(is_watched(p) && is_watched(p + PAGE));
+        assert!(remove(p));
+        assert!(!remove(p));
+        assert!(is_watched(p + PAGE), "probe chains survive removal");
+        unwatch(p, p + 2 * PAGE);
+        assert!(!is_watched(p + PAGE));
+    }
+
+    #[test]
+    fn hex_formatting() {
+        let mut b = [0u8; 18];
+        assert_eq!(hex(0x401a2f, &mut b), b"0x401a2f");
+        assert_eq!(hex(0, &mut b), b"0x0");
+        assert_eq!(hex(u64::MAX, &mut b), b"0xffffffffffffffff");
+    }
+}
