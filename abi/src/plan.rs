@@ -177,7 +177,17 @@ impl Guest {
         let classes = match t {
             Ty::Void => return Err(PlanError("void argument")),
             Ty::LongDouble => return Ok(self.mem(16, 16)),
+            // SSE + SSEUP: the whole XMM register.
+            Ty::F128 if self.sse < 8 => {
+                self.sse += 1;
+                let reg = self.sse - 1;
+                return Ok(GPlace::Regs(vec![GuestLoc::Xmm { reg, byte: 0 }, GuestLoc::Xmm { reg, byte: 8 }]));
+            }
+            Ty::F128 => return Ok(self.mem(16, 16)),
             Ty::F32 | Ty::F64 => vec![Class8::Sse],
+            Ty::Agg(a) if a.leaves.iter().any(|l| l.ty == Ty::F128) => {
+                return Err(PlanError("binary128 inside a by-value aggregate"))
+            }
             Ty::Agg(a) => match sysv_classes(a) {
                 Some(c) => c,
                 None => return Ok(self.mem(a.size, a.align)),
@@ -251,7 +261,7 @@ impl Host {
                 self.f += 1;
                 Ok(HPlace::Flat(vec![HostLoc::F(FA0 + self.f - 1)]))
             }
-            Ty::LongDouble => Ok(HPlace::Words(self.pair(variadic))),
+            Ty::LongDouble | Ty::F128 => Ok(HPlace::Words(self.pair(variadic))),
             Ty::Agg(a) if a.size > 16 => Ok(HPlace::ByRef(self.word())),
             Ty::Agg(a) => {
                 if fp_ok && !a.union {
@@ -358,8 +368,8 @@ fn g_at(p: &GPlace, byte: u32) -> GuestLoc {
             let i = (byte / 8) as usize;
             let b = (byte % 8) as u8;
             match locs.get(i).or(locs.last()) {
-                Some(GuestLoc::Gpr { reg, .. }) => GuestLoc::Gpr { reg: *reg, byte: b },
-                Some(GuestLoc::Xmm { reg, .. }) => GuestLoc::Xmm { reg: *reg, byte: b },
+                Some(GuestLoc::Gpr { reg, byte }) => GuestLoc::Gpr { reg: *reg, byte: byte + b },
+                Some(GuestLoc::Xmm { reg, byte }) => GuestLoc::Xmm { reg: *reg, byte: byte + b },
                 Some(other) => *other,
                 None => GuestLoc::Stack(0),
             }
@@ -382,6 +392,11 @@ fn value_moves(t: &Ty, g: &GPlace, h: &HPlace, to_host: bool, out: &mut Vec<Move
                 push(GuestLoc::Stack(*at), hi, Ext::F80ToF128Hi);
             } else {
                 push(GuestLoc::Stack(*at), lo, Ext::F128ToF80);
+            }
+        }
+        (Ty::F128, HPlace::Words(w)) => {
+            for (i, hl) in w.iter().enumerate() {
+                push(g_at(g, 8 * i as u32), *hl, Ext::Copy64);
             }
         }
         (Ty::Agg(_), HPlace::ByRef(loc)) => {
@@ -498,6 +513,7 @@ fn build(sig: &Signature, variadic: &[Ty], to_host: bool) -> Result<CallPlan, Pl
             // Results use the first registers of each kind: RAX/RDX, XMM0/XMM1; a0/a1, fa0/fa1.
             let gp = match t {
                 Ty::F32 | Ty::F64 => GPlace::Regs(vec![GuestLoc::Xmm { reg: 0, byte: 0 }]),
+                Ty::F128 => GPlace::Regs(vec![GuestLoc::Xmm { reg: 0, byte: 0 }, GuestLoc::Xmm { reg: 0, byte: 8 }]),
                 Ty::Agg(a) => {
                     let classes = sysv_classes(a).ok_or(PlanError("aggregate result class"))?;
                     let (mut i, mut s) = (0u8, 0u8);
@@ -674,6 +690,13 @@ mod tests {
         assert_eq!(p.args, vec![mv(x(10), g(7), Ext::Copy64), mv(x(11), g(6), Ext::Zext(32)), mv(f(10), xmm(0, 0), Ext::F64)]);
         assert_eq!(p.ret, vec![mv(g(0), x(10), Ext::Sext(32))]);
         assert_eq!(p.guest_al, None);
+    }
+
+    #[test]
+    fn binary128_is_one_xmm_on_guest_and_a_pair_on_host() {
+        let p = plan("(f64,f128)->f128", &[]);
+        assert_eq!(p.args, vec![mv(xmm(0, 0), f(10), Ext::F64), mv(xmm(1, 0), x(10), Ext::Copy64), mv(xmm(1, 8), x(11), Ext::Copy64)]);
+        assert_eq!(p.ret, vec![mv(x(10), xmm(0, 0), Ext::Copy64), mv(x(11), xmm(0, 8), Ext::Copy64)]);
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub enum Ty {
     F64,
     /// `long double`: x87 80-bit extended on x86-64, IEEE binary128 on riscv64.
     LongDouble,
+    /// IEEE binary128 on both sides (`__float128`/`_Float128` on x86-64, which is riscv64's
+    /// `long double`): the bits cross unchanged, only the registers differ.
+    F128,
     /// A data pointer.
     Ptr,
     /// A pointer to a function with this signature.
@@ -91,7 +94,7 @@ impl Ty {
             Ty::Char => 1,
             Ty::F32 => 4,
             Ty::F64 | Ty::Ptr | Ty::FnPtr(_) | Ty::VaList => 8,
-            Ty::LongDouble => 16,
+            Ty::LongDouble | Ty::F128 => 16,
             Ty::Agg(a) => a.size,
         }
     }
@@ -116,6 +119,7 @@ impl fmt::Display for Ty {
             Ty::F32 => f.write_str("f32"),
             Ty::F64 => f.write_str("f64"),
             Ty::LongDouble => f.write_str("ld"),
+            Ty::F128 => f.write_str("f128"),
             Ty::Ptr => f.write_str("p"),
             Ty::FnPtr(sig) => write!(f, "fn{sig}"),
             Ty::VaList => f.write_str("vl"),
@@ -262,6 +266,7 @@ impl Cursor<'_> {
                 }
             }
             Some(b'c') if self.eat("c8") => Ty::Char,
+            Some(b'f') if self.eat("f128") => Ty::F128,
             Some(b'f') if self.eat("f32") => Ty::F32,
             Some(b'f') if self.eat("f64") => Ty::F64,
             Some(b'f') if self.eat("fn") => Ty::FnPtr(Box::new(self.sig(depth + 1)?)),
@@ -395,6 +400,7 @@ mod tests {
             "(p,i32,u64)->i32",
             "(c8,i8,u16)->u8",
             "(f32,f64,ld)->ld",
+            "(f128,p)->f128",
             "(p,u64,u64,fn(p,p)->i32)->v",
             "(p,...printf1)->i32",
             "(p,p,...scanf2)->i32",

@@ -136,3 +136,16 @@ fn stat_is_a_known_kernel_struct() {
     // FILE differs only in plain char signedness, which does not change the bytes.
     assert_eq!(class(&m, "fclose"), Class::Pass);
 }
+
+#[test]
+fn binary128_matches_across_spellings() {
+    // x86-64 `__float128` and riscv64 `long double` behind `_Float128` are the same format, while
+    // `_Float64x` is x87 80-bit on x86-64 and needs the long double conversion.
+    let m = run("#include <math.h>\n#include <stdlib.h>\n");
+    assert_eq!(sig(&m, "sinf128"), "(f128)->f128");
+    assert_eq!(class(&m, "sinf128"), Class::Pass);
+    assert_eq!(sig(&m, "frexpf128"), "(f128,p)->f128");
+    assert_eq!(sig(&m, "sinf64x"), "(ld)->ld");
+    assert_eq!(class(&m, "sinf64x"), Class::Convert(vec![Conversion::LongDouble]));
+    assert_eq!(excluded(&m, "modfl"), Reason::LongDoubleInMemory);
+}

@@ -65,7 +65,9 @@ pub fn sig_conversions(sig: &Signature, callback: bool, out: &mut BTreeSet<Conve
                 if t.has_long_double() {
                     return Err((Reason::LongDoubleInMemory, "long double inside a by-value aggregate".into()));
                 }
-                let _ = a;
+                if a.leaves.iter().any(|l| l.ty == Ty::F128) {
+                    return Err((Reason::UnsupportedType, "binary128 inside a by-value aggregate".into()));
+                }
                 out.insert(Conversion::StructByValue);
             }
             Ty::FnPtr(s) => {

@@ -89,6 +89,11 @@ const BUILTIN_FORMATS: &[(&str, bool, u8, bool)] = &[
 
 const VA_LIST_NAMES: &[&str] = &["va_list", "__gnuc_va_list", "__builtin_va_list"];
 
+/// Names of IEEE binary128: on riscv64 glibc makes them typedefs of `long double`, which must
+/// still compare equal to x86-64's distinct `__float128` (and not to x86-64's 80-bit `long
+/// double`, which is what `_Float64x` names there).
+const BINARY128_NAMES: &[&str] = &["_Float128", "__float128", "_Float128x"];
+
 #[derive(Debug)]
 pub struct Walker<'a> {
     pub db: TargetDb,
@@ -330,6 +335,35 @@ impl Walker<'_> {
         self.db.decls.insert(name, d);
     }
 
+    fn typedef_named(ty: Type<'_>, names: &[&str]) -> bool {
+        let mut t = ty;
+        for _ in 0..16 {
+            match t.get_kind() {
+                TypeKind::Typedef => {
+                    let n = t.get_typedef_name().unwrap_or_default();
+                    if names.contains(&n.as_str()) {
+                        return true;
+                    }
+                    match t.get_declaration().and_then(|d| d.get_typedef_underlying_type()) {
+                        Some(u) => t = u,
+                        None => return false,
+                    }
+                }
+                TypeKind::Elaborated => match t.get_elaborated_type() {
+                    Some(u) => t = u,
+                    None => return false,
+                },
+                _ => return false,
+            }
+        }
+        false
+    }
+
+    fn is_binary128(ty: Type<'_>) -> bool {
+        ty.get_canonical_type().get_kind() == TypeKind::Float128
+            || (ty.get_canonical_type().get_kind() == TypeKind::LongDouble && Self::typedef_named(ty, BINARY128_NAMES))
+    }
+
     fn is_valist(ty: Type<'_>) -> bool {
         let mut t = ty;
         for _ in 0..16 {
@@ -387,6 +421,9 @@ impl Walker<'_> {
         if Self::is_valist(ty) {
             return Ok(Ty::VaList);
         }
+        if Self::is_binary128(ty) {
+            return Ok(Ty::F128);
+        }
         let c = ty.get_canonical_type();
         Ok(match c.get_kind() {
             TypeKind::Pointer => {
@@ -395,7 +432,7 @@ impl Walker<'_> {
                 if matches!(pc.get_kind(), TypeKind::FunctionPrototype | TypeKind::FunctionNoPrototype) {
                     Ty::FnPtr(Box::new(self.signature(sugared_pointee(ty).unwrap_or(p), d, depth + 1)?))
                 } else {
-                    let (_, ld, vl) = self.shape(p, &mut d.refs, 0);
+                    let (_, ld, vl) = self.shape(sugared_pointee(ty).unwrap_or(p), &mut d.refs, 0);
                     d.mem_long_double |= ld;
                     d.mem_valist |= vl;
                     Ty::Ptr
@@ -551,10 +588,14 @@ impl Walker<'_> {
         if Self::is_valist(ty) && ty.get_canonical_type().get_kind() != TypeKind::Pointer {
             return ("va_list".into(), false, true);
         }
+        if Self::is_binary128(ty) {
+            return ("binary128".into(), false, false);
+        }
         let c = ty.get_canonical_type();
         match c.get_kind() {
             TypeKind::Pointer => {
-                let Some(p) = c.get_pointee_type() else { return ("*?".into(), false, false) };
+                // Keep typedef names on the pointee (riscv64 `_Float128 *`).
+                let Some(p) = sugared_pointee(ty).or_else(|| c.get_pointee_type()) else { return ("*?".into(), false, false) };
                 if matches!(p.get_canonical_type().get_kind(), TypeKind::FunctionPrototype | TypeKind::FunctionNoPrototype) {
                     let (s, _, _) = self.fn_shape(p, refs, depth + 1);
                     return (format!("*{s}"), false, false);
