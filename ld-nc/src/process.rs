@@ -51,6 +51,10 @@ pub struct Process {
     pub reported: HashSet<u64>,
     /// `set_tid_address` pointer (emulated: the guest's, not the host's).
     pub clear_child_tid: u64,
+    /// A syscall that ran with a temporary signal mask (`rt_sigsuspend`, `ppoll`, `pselect6`,
+    /// `epoll_pwait`) was interrupted: signals caught during it are delivered even though the
+    /// restored mask blocks them, as the kernel does.
+    pub force_signals: bool,
     /// `set_robust_list` head (recorded; single-threaded guests never need it processed).
     pub robust_list: u64,
 }
@@ -68,6 +72,7 @@ impl Process {
             reported: HashSet::new(),
             clear_child_tid: 0,
             robust_list: 0,
+            force_signals: false,
         }
     }
 }

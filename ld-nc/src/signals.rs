@@ -346,7 +346,7 @@ pub fn deliver_pending(cpu: &mut CpuState, p: &mut Process) {
     if pending == 0 {
         return;
     }
-    let deliverable = pending & !host_mask();
+    let deliverable = if core::mem::take(&mut p.force_signals) { pending } else { pending & !host_mask() };
     if deliverable == 0 {
         return;
     }

@@ -84,8 +84,6 @@ pub const PASS: &[(u32, u8)] = &[
     (x86::TIMERFD_SETTIME, 4),
     (x86::TIMERFD_GETTIME, 2),
     (x86::EPOLL_CREATE1, 1),
-    (x86::PPOLL, 5),
-    (x86::PSELECT6, 6),
     (x86::GETXATTR, 4),
     (x86::LGETXATTR, 4),
     (x86::FGETXATTR, 4),
@@ -138,6 +136,8 @@ pub const CUSTOM: &[(u32, Handler)] = &[
     (x86::EPOLL_CTL, epoll_ctl),
     (x86::EPOLL_WAIT, epoll_wait),
     (x86::EPOLL_PWAIT, epoll_pwait),
+    (x86::PPOLL, ppoll),
+    (x86::PSELECT6, pselect6),
     (x86::INOTIFY_INIT, inotify_init),
     (x86::EVENTFD, eventfd),
     (x86::SIGNALFD, signalfd),
@@ -236,6 +236,17 @@ fn select(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
     out[8..].copy_from_slice(&((ts.tv_nsec as i64) / 1000).to_le_bytes());
     tri!(sys.write_guest(tvp, &out));
     r
+}
+
+fn ppoll(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
+    // Temporary signal mask: see `with_temp_mask`.
+    super::with_temp_mask(sys, SYS_ppoll, &a[..5], a[3] != 0)
+}
+
+fn pselect6(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
+    // The sixth argument points at {sigset pointer, size}; a temporary mask if the pointer is set.
+    let has_mask = a[5] != 0 && sys.read_u64(a[5]).map_or(false, |p| p != 0);
+    super::with_temp_mask(sys, SYS_pselect6, &a, has_mask)
 }
 
 fn readlink(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
@@ -385,7 +396,12 @@ fn epoll_wait_common(sys: &mut Sys<'_>, a: [u64; 6], sigmask: u64, sigsetsize: u
     }
     let n = (max as usize).min(EPOLL_BATCH);
     let mut evs = vec![libc::epoll_event { events: 0, u64: 0 }; n];
-    let r = hs(SYS_epoll_pwait, &[a[0], evs.as_mut_ptr() as u64, n as u64, a[3], sigmask, sigsetsize]);
+    let r = super::with_temp_mask(
+        sys,
+        SYS_epoll_pwait,
+        &[a[0], evs.as_mut_ptr() as u64, n as u64, a[3], sigmask, sigsetsize],
+        sigmask != 0,
+    );
     if let SysRet::Ret(k) = r {
         if k > 0 {
             let k = k as usize;

@@ -185,6 +185,16 @@ pub fn cvt(r: i64) -> i64 {
     }
 }
 
+/// Run host syscall `nr` that takes a temporary signal mask; an EINTR from it makes the signals
+/// caught meanwhile deliverable under the restored mask (see `Process::force_signals`).
+pub fn with_temp_mask(sys: &mut Sys<'_>, nr: libc::c_long, args: &[u64], has_mask: bool) -> SysRet {
+    let r = hs(nr, args);
+    if has_mask && r == SysRet::Ret(-i64::from(libc::EINTR)) {
+        sys.proc.force_signals = true;
+    }
+    r
+}
+
 /// Negative errno.
 pub const fn err(e: i32) -> SysRet {
     SysRet::Ret(-(e as i64))

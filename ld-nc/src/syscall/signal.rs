@@ -12,7 +12,6 @@ use crate::{signals, tri};
 pub const PASS: &[(u32, u8)] = &[
     (x86::RT_SIGPROCMASK, 4),
     (x86::RT_SIGPENDING, 2),
-    (x86::RT_SIGSUSPEND, 2),
     (x86::RT_SIGTIMEDWAIT, 4),
     (x86::RT_SIGQUEUEINFO, 3),
     (x86::RT_TGSIGQUEUEINFO, 4),
@@ -24,6 +23,7 @@ pub const CUSTOM: &[(u32, Handler)] = &[
     (x86::RT_SIGRETURN, rt_sigreturn),
     (x86::SIGALTSTACK, sigaltstack),
     (x86::PAUSE, pause),
+    (x86::RT_SIGSUSPEND, rt_sigsuspend),
 ];
 
 fn rt_sigaction(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
@@ -102,6 +102,11 @@ fn sigaltstack(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
         sys.proc.altstack = crate::process::AltStack { sp, flags: flags & 2, size };
     }
     SysRet::Ret(0)
+}
+
+fn rt_sigsuspend(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
+    // Signals it was waiting for are blocked again when it returns: deliver them anyway.
+    super::with_temp_mask(sys, libc::SYS_rt_sigsuspend, &[a[0], a[1]], true)
 }
 
 fn pause(_: &mut Sys<'_>, _: [u64; 6]) -> SysRet {
