@@ -282,7 +282,8 @@ impl Asm {
         // Peel the low 12 bits, build the rest recursively, shift it into place (the RISC-V
         // psABI "li" expansion; trailing zeros are folded into the shift).
         let lo = (v << 52) >> 52;
-        let mut hi = (v - lo) >> 12;
+        // Wrapping: `(hi << 12) + lo == v` holds modulo 2^64, which is all that matters.
+        let mut hi = v.wrapping_sub(lo) >> 12;
         let mut shift = 12;
         while hi & 1 == 0 && shift < 63 {
             hi >>= 1;

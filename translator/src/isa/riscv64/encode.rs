@@ -187,6 +187,9 @@ opcodes! {
     AmoswapD = (R, OP_AMO, 3, 0x01 << 2, "amoswap.d");
     AmoaddW = (R, OP_AMO, 2, 0x00 << 2, "amoadd.w");
     AmoaddD = (R, OP_AMO, 3, 0x00 << 2, "amoadd.d");
+    AmoxorW = (R, OP_AMO, 2, 0x04 << 2, "amoxor.w");
+    AmoandW = (R, OP_AMO, 2, 0x0c << 2, "amoand.w");
+    AmoorW = (R, OP_AMO, 2, 0x08 << 2, "amoor.w");
     AmoxorD = (R, OP_AMO, 3, 0x04 << 2, "amoxor.d");
     AmoandD = (R, OP_AMO, 3, 0x0c << 2, "amoand.d");
     AmoorD = (R, OP_AMO, 3, 0x08 << 2, "amoor.d");

@@ -55,6 +55,8 @@ pub enum Kind {
     Sar = 10,
     /// Multiplication: CF = OF = src1 (0 or 1), the rest from `res`.
     Mul = 11,
+    /// `shrd`: CF as for SHR, OF = the sign changed.
+    Shrd = 12,
 }
 
 impl Kind {
@@ -71,6 +73,7 @@ impl Kind {
             9 => Kind::Shr,
             10 => Kind::Sar,
             11 => Kind::Mul,
+            12 => Kind::Shrd,
             _ => return None,
         })
     }
@@ -96,7 +99,7 @@ pub fn compute(kind: u64, src1: u64, src2: u64, res: u64, aux: u64) -> Option<u6
     let bit = |c: bool, v: u64| if c { v } else { 0 };
     f |= bit(r == 0, fl::ZF);
     f |= bit(r & sign != 0, fl::SF);
-    f |= bit((r as u8).count_ones() % 2 == 0, fl::PF);
+    f |= bit((r as u8).count_ones().is_multiple_of(2), fl::PF);
     let af = bit((a ^ b ^ r) & 0x10 != 0, fl::AF);
     match op {
         Kind::Add | Kind::Adc | Kind::Inc => {
@@ -124,10 +127,11 @@ pub fn compute(kind: u64, src1: u64, src2: u64, res: u64, aux: u64) -> Option<u6
             f |= bit(cf, fl::CF);
             f |= bit(((r & sign != 0) as u64 ^ cf as u64) != 0, fl::OF);
         }
-        Kind::Shr => {
+        Kind::Shr | Kind::Shrd => {
             let c = src2 as u32;
             f |= bit(c > 0 && c <= 64 && (a >> (c - 1)) & 1 != 0, fl::CF);
-            f |= bit(a & sign != 0, fl::OF);
+            let of = if op == Kind::Shr { a & sign != 0 } else { (a ^ r) & sign != 0 };
+            f |= bit(of, fl::OF);
         }
         Kind::Sar => {
             let c = src2 as u32;

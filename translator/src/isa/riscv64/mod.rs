@@ -1,6 +1,308 @@
-//! The riscv64 backend: translation of x86-64 blocks to RV64GC (with Zba/Zbb/Zicond and RVV when the
-//! host has them).
+//! The riscv64 backend: translation of x86-64 blocks to RV64GC (with Zba/Zbb when the host has
+//! them), the entry trampoline and exit path that move guest state between `ThreadCtx` and the
+//! pinned host registers, block linking, and the helpers generated code calls.
+//!
+//! Layout: `encode.rs` (formats and opcodes), `disasm.rs` (the printer tests use), `asm.rs` (the
+//! code buffer), `regs.rs` (the register map), `flags.rs` (lazy flags), `lower.rs` (block driver,
+//! operands, exits), `cond.rs` (conditions), `alu.rs` (arithmetic), `ctl.rs` (moves, stack,
+//! control flow, strings, atomics).
+//!
+//! Encoding and translation are pure and compile on every host (their tests run natively); only
+//! [`Riscv64Backend::enter`] needs a riscv64 host.
+
+pub mod alu;
+pub mod asm;
+pub mod cond;
+pub mod ctl;
+pub mod disasm;
+pub mod encode;
+pub mod flags;
+pub mod lower;
+pub mod regs;
+
+#[cfg(test)]
+mod emit_tests;
+#[cfg(all(test, target_arch = "riscv64"))]
+mod exec_tests;
+
+use crate::cpuid::Features;
+use crate::frontend::GuestBlock;
+use crate::isa::{Backend, TranslateError, Translated};
+use asm::Ext;
+
+/// Size of a patchable link site: `auipc t0, hi; jalr zero, lo(t0)`.
+pub const LINK_SITE_LEN: usize = 8;
 
 /// The riscv64 code generator.
 #[derive(Debug, Default)]
-pub struct Riscv64Backend {}
+pub struct Riscv64Backend {
+    ext: Ext,
+    /// Blocks translated (statistics).
+    pub blocks: u64,
+    /// Host bytes emitted (statistics).
+    pub bytes: u64,
+}
+
+impl Riscv64Backend {
+    /// A backend emitting code for exactly these extensions (tests, and hosts where probing is
+    /// overridden).
+    pub fn with_ext(ext: Ext) -> Riscv64Backend {
+        Riscv64Backend { ext, blocks: 0, bytes: 0 }
+    }
+
+    /// The extensions in use.
+    pub fn ext(&self) -> Ext {
+        self.ext
+    }
+}
+
+/// Parse an `LDNC_RISCV_EXT` value: a comma-separated subset of `zba,zbb,zicond`, or `none`.
+pub fn parse_ext(s: &str) -> Ext {
+    let mut e = Ext::default();
+    for w in s.split(',').map(str::trim) {
+        match w {
+            "zba" => e.zba = true,
+            "zbb" => e.zbb = true,
+            "zicond" => e.zicond = true,
+            _ => {}
+        }
+    }
+    e
+}
+
+/// The host's extensions: `LDNC_RISCV_EXT` if set, else `riscv_hwprobe`, else none (RV64GC).
+fn probe_ext() -> Ext {
+    if let Ok(v) = std::env::var("LDNC_RISCV_EXT") {
+        return parse_ext(&v);
+    }
+    hwprobe()
+}
+
+#[cfg(target_arch = "riscv64")]
+fn hwprobe() -> Ext {
+    // struct riscv_hwprobe { s64 key; u64 value; }, key 4 = RISCV_HWPROBE_KEY_IMA_EXT_0.
+    const SYS_RISCV_HWPROBE: libc::c_long = 258;
+    const KEY_IMA_EXT_0: i64 = 4;
+    const EXT_ZBA: u64 = 1 << 3;
+    const EXT_ZBB: u64 = 1 << 4;
+    const EXT_ZICOND: u64 = 1 << 35;
+    let mut pair: [i64; 2] = [KEY_IMA_EXT_0, 0];
+    // SAFETY: one key/value pair, no CPU set; the kernel writes only into `pair`.
+    let r = unsafe { libc::syscall(SYS_RISCV_HWPROBE, pair.as_mut_ptr(), 1usize, 0usize, 0usize, 0u32) };
+    if r != 0 || pair[0] != KEY_IMA_EXT_0 {
+        return Ext::default();
+    }
+    let v = pair[1] as u64;
+    Ext { zba: v & EXT_ZBA != 0, zbb: v & EXT_ZBB != 0, zicond: v & EXT_ZICOND != 0 }
+}
+
+#[cfg(not(target_arch = "riscv64"))]
+fn hwprobe() -> Ext {
+    Ext::default()
+}
+
+/// Translate one block to bytes (the pure part of [`Backend::translate`]).
+pub fn translate_block(block: &GuestBlock, base: u64, ext: Ext) -> Result<(Vec<u8>, Translated), TranslateError> {
+    let mut limit = block.insns.len();
+    loop {
+        match lower::translate(block, limit, base, ext) {
+            lower::Attempt::Done(code, link_sites) => return Ok((code, Translated { link_sites })),
+            lower::Attempt::Cut(n) if n < limit => limit = n,
+            _ => return Err(TranslateError::TooLarge),
+        }
+    }
+}
+
+impl Backend for Riscv64Backend {
+    const NAME: &'static str = "riscv64";
+    const LINK_SITE_LEN: usize = LINK_SITE_LEN;
+
+    fn new() -> Self {
+        Riscv64Backend::with_ext(probe_ext())
+    }
+
+    fn features(&self) -> Features {
+        Features::BASELINE.with(Features::POPCNT).with(Features::LZCNT)
+    }
+
+    fn translate(&mut self, block: &GuestBlock, base: u64, out: &mut Vec<u8>) -> Result<Translated, TranslateError> {
+        let (code, t) = translate_block(block, base, self.ext)?;
+        if std::env::var_os("LDNC_RV_DUMP").is_some() {
+            for (n, line) in disasm::disasm_buf(&code, base).iter().enumerate() {
+                log::debug!(target: "translator", "{:#x}: {line}", base + 4 * n as u64);
+            }
+        }
+        self.blocks += 1;
+        self.bytes += code.len() as u64;
+        out.extend_from_slice(&code);
+        Ok(t)
+    }
+
+    fn encode_link(&self, site: u64, target: u64, out: &mut [u8]) -> Option<()> {
+        let mut a = asm::Asm::new(self.ext);
+        a.jump_abs(site, target, encode::Reg::T0)?;
+        let b = a.bytes();
+        out.get_mut(..LINK_SITE_LEN)?.copy_from_slice(b.get(..LINK_SITE_LEN)?);
+        Some(())
+    }
+
+    fn flush_icache(&self, start: u64, len: usize) {
+        #[cfg(target_arch = "riscv64")]
+        {
+            const SYS_RISCV_FLUSH_ICACHE: libc::c_long = 259;
+            // SAFETY: the syscall only synchronises instruction fetch for the range.
+            unsafe { libc::syscall(SYS_RISCV_FLUSH_ICACHE, start, start + len as u64, 0u64) };
+        }
+        #[cfg(not(target_arch = "riscv64"))]
+        let _ = (start, len);
+    }
+
+    unsafe fn enter(&self, ctx: *mut crate::ctx::ThreadCtx, code: u64) {
+        #[cfg(target_arch = "riscv64")]
+        {
+            // SAFETY: forwarded from the caller's contract.
+            unsafe { trampoline::enter(ctx, code) };
+        }
+        #[cfg(not(target_arch = "riscv64"))]
+        {
+            // Never the host backend here: report instead of running riscv64 code.
+            let _ = code;
+            // SAFETY: the caller guarantees `ctx` is live and exclusively ours.
+            unsafe { (*ctx).exit_reason = crate::ctx::exit::UNSUPPORTED };
+        }
+    }
+}
+
+#[cfg(target_arch = "riscv64")]
+mod trampoline {
+    //! Entry into and exit from generated code.
+    //!
+    //! `ldnc_rv_enter(ctx, code)` saves the host's callee-saved registers, `ra` and `sp` in
+    //! `ctx.host_save`, loads the guest registers and the lazy-flag registers from the context and
+    //! jumps to `code`. Generated code leaves through `ldnc_rv_exit` (its address is in a
+    //! context slot) with `s1 = ctx`: it stores the guest and flag registers and returns from
+    //! `ldnc_rv_enter` with the host registers restored.
+
+    use super::flags::{OFF_RES, OFF_SRC1, OFF_SRC2};
+    use crate::ctx::{ThreadCtx, OFF_BACKEND, OFF_HOST_SAVE};
+
+    core::arch::global_asm!(
+        ".text",
+        ".p2align 2",
+        ".globl ldnc_rv_enter",
+        ".type ldnc_rv_enter, @function",
+        "ldnc_rv_enter:",
+        "sd ra, {hs}+0(a0)",
+        "sd sp, {hs}+8(a0)",
+        "sd s0, {hs}+16(a0)",
+        "sd s1, {hs}+24(a0)",
+        "sd s2, {hs}+32(a0)",
+        "sd s3, {hs}+40(a0)",
+        "sd s4, {hs}+48(a0)",
+        "sd s5, {hs}+56(a0)",
+        "sd s6, {hs}+64(a0)",
+        "sd s7, {hs}+72(a0)",
+        "sd s8, {hs}+80(a0)",
+        "sd s9, {hs}+88(a0)",
+        "sd s10, {hs}+96(a0)",
+        "sd s11, {hs}+104(a0)",
+        "mv s1, a0",
+        "mv t0, a1",
+        "ld s10, {src1}(s1)",
+        "ld s11, {src2}(s1)",
+        "ld s0, {res}(s1)",
+        // RAX..R15 from cpu.gpr, in the order of regs::GUEST.
+        "ld a6, 0(s1)",
+        "ld a3, 8(s1)",
+        "ld a2, 16(s1)",
+        "ld s2, 24(s1)",
+        "ld s3, 32(s1)",
+        "ld s4, 40(s1)",
+        "ld a1, 48(s1)",
+        "ld a0, 56(s1)",
+        "ld a4, 64(s1)",
+        "ld a5, 72(s1)",
+        "ld a7, 80(s1)",
+        "ld t3, 88(s1)",
+        "ld s5, 96(s1)",
+        "ld s6, 104(s1)",
+        "ld s7, 112(s1)",
+        "ld s8, 120(s1)",
+        "jr t0",
+        ".size ldnc_rv_enter, .-ldnc_rv_enter",
+        "",
+        ".p2align 2",
+        ".globl ldnc_rv_exit",
+        ".type ldnc_rv_exit, @function",
+        "ldnc_rv_exit:",
+        "sd a6, 0(s1)",
+        "sd a3, 8(s1)",
+        "sd a2, 16(s1)",
+        "sd s2, 24(s1)",
+        "sd s3, 32(s1)",
+        "sd s4, 40(s1)",
+        "sd a1, 48(s1)",
+        "sd a0, 56(s1)",
+        "sd a4, 64(s1)",
+        "sd a5, 72(s1)",
+        "sd a7, 80(s1)",
+        "sd t3, 88(s1)",
+        "sd s5, 96(s1)",
+        "sd s6, 104(s1)",
+        "sd s7, 112(s1)",
+        "sd s8, 120(s1)",
+        "sd s10, {src1}(s1)",
+        "sd s11, {src2}(s1)",
+        "sd s0, {res}(s1)",
+        "ld ra, {hs}+0(s1)",
+        "ld sp, {hs}+8(s1)",
+        "ld s0, {hs}+16(s1)",
+        "ld s2, {hs}+32(s1)",
+        "ld s3, {hs}+40(s1)",
+        "ld s4, {hs}+48(s1)",
+        "ld s5, {hs}+56(s1)",
+        "ld s6, {hs}+64(s1)",
+        "ld s7, {hs}+72(s1)",
+        "ld s8, {hs}+80(s1)",
+        "ld s9, {hs}+88(s1)",
+        "ld s10, {hs}+96(s1)",
+        "ld s11, {hs}+104(s1)",
+        "ld s1, {hs}+24(s1)",
+        "ret",
+        ".size ldnc_rv_exit, .-ldnc_rv_exit",
+        hs = const OFF_HOST_SAVE,
+        src1 = const OFF_SRC1,
+        src2 = const OFF_SRC2,
+        res = const OFF_RES,
+    );
+
+    extern "C" {
+        fn ldnc_rv_enter(ctx: *mut ThreadCtx, code: u64);
+        fn ldnc_rv_exit();
+    }
+
+    fn slot(off: i32) -> usize {
+        (off as usize - OFF_BACKEND) / 8
+    }
+
+    /// Run generated code at `code` until it exits.
+    ///
+    /// # Safety
+    /// As [`crate::isa::Backend::enter`].
+    pub unsafe fn enter(ctx: *mut ThreadCtx, code: u64) {
+        {
+            // SAFETY: the caller guarantees `ctx` is live and exclusively ours.
+            let c = unsafe { &mut *ctx };
+            c.backend[slot(super::lower::OFF_EXIT_FN)] = ldnc_rv_exit as *const () as u64;
+            c.backend[slot(super::lower::OFF_MAT_FN)] = super::flags::rv_materialize_flags as *const () as u64;
+            c.backend[slot(super::lower::OFF_DIV_FN)] = super::alu::rv_div128 as *const () as u64;
+            // The dispatcher hands over exact flags.
+            c.backend[slot(super::flags::OFF_KIND)] = super::flags::EXACT;
+        }
+        // SAFETY: `code` is a block of this backend; the trampoline saves and restores every
+        // host register the C ABI requires and returns here through the exit path.
+        unsafe { ldnc_rv_enter(ctx, code) };
+        // SAFETY: as above; the exit path stored the flag registers.
+        unsafe { super::flags::rv_materialize_flags(ctx) };
+    }
+}

@@ -1,0 +1,324 @@
+//! Reading flags: single status flags and x86 conditions evaluated from the lazy descriptor where
+//! the kind is known in the block (`cmp` + `jl` becomes one `blt` on the operands), from
+//! `ctx.cpu.rflags` otherwise (after materializing it), plus the exact-update idiom that
+//! partial flag writers (`bt`, `clc`, rotates…) use.
+
+use iced_x86::ConditionCode as CC;
+
+use super::asm::Label;
+use super::encode::{Op, Reg};
+use super::flags::{self, Kind};
+use super::lower::{FState, Lower};
+use super::regs::{CTX, F_RES, F_SRC1, F_SRC2};
+use crate::cpu::OFF_RFLAGS;
+
+/// A status flag, by its RFLAGS bit number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flag {
+    /// Carry.
+    C = 0,
+    /// Parity.
+    P = 2,
+    /// Auxiliary carry.
+    A = 4,
+    /// Zero.
+    Z = 6,
+    /// Sign.
+    S = 7,
+    /// Overflow.
+    O = 11,
+}
+
+impl Lower<'_> {
+    /// `r` shifted so that bit `bits - 1` is bit 63 (the form in which comparisons of `bits`-wide
+    /// values are plain 64-bit comparisons).
+    pub fn top(&mut self, r: Reg, bits: u32) -> Reg {
+        if bits == 64 {
+            return r;
+        }
+        let t = self.tmp();
+        if bits == 32 {
+            self.a.sext(t, r, 32);
+        } else {
+            self.a.slli(t, r, 64 - bits);
+        }
+        t
+    }
+
+    /// 0/1 in a scratch register: the value of flag `f` now.
+    pub fn flag(&mut self, f: Flag) -> Reg {
+        if let FState::Lazy { kind, bits, .. } = self.fs {
+            if let Some(r) = self.lazy_flag(kind, bits, f) {
+                return r;
+            }
+        }
+        self.materialize();
+        let t = self.tmp();
+        self.a.ld(t, CTX, OFF_RFLAGS as i32);
+        self.a.srli(t, t, f as u32);
+        self.a.i(Op::Andi, t, t, 1);
+        t
+    }
+
+    fn lazy_flag(&mut self, kind: Kind, bits: u32, f: Flag) -> Option<Reg> {
+        use Kind as K;
+        let t = match (f, kind) {
+            (Flag::Z, _) => {
+                let r = self.top(F_RES, bits);
+                let t = self.tmp();
+                self.a.i(Op::Sltiu, t, r, 1);
+                t
+            }
+            (Flag::S, _) => {
+                let t = self.tmp();
+                self.a.srli(t, F_RES, bits - 1);
+                self.a.i(Op::Andi, t, t, 1);
+                t
+            }
+            (Flag::C | Flag::O, K::Logic) => Reg::ZERO,
+            (Flag::C | Flag::O, K::Mul) => {
+                let t = self.tmp();
+                self.a.i(Op::Andi, t, F_SRC1, 1);
+                t
+            }
+            (Flag::C, K::Inc | K::Dec) => {
+                let t = self.tmp();
+                self.a.ld(t, CTX, flags::OFF_AUX);
+                self.a.i(Op::Andi, t, t, 1);
+                t
+            }
+            (Flag::C, K::Add | K::Sub | K::Adc | K::Sbb) => {
+                let (x, y) = match kind {
+                    K::Add | K::Adc => (F_RES, F_SRC1),
+                    _ => (F_SRC1, F_SRC2),
+                };
+                let (x, y) = (self.top(x, bits), self.top(y, bits));
+                let t = self.tmp();
+                self.a.r(Op::Sltu, t, x, y);
+                if matches!(kind, K::Adc | K::Sbb) {
+                    // Also carry when equal and the carry-in was set.
+                    let e = self.tmp();
+                    self.a.r(Op::Xor, e, x, y);
+                    self.a.i(Op::Sltiu, e, e, 1);
+                    let c = self.tmp();
+                    self.a.ld(c, CTX, flags::OFF_AUX);
+                    self.a.r(Op::And, e, e, c);
+                    self.a.r(Op::Or, t, t, e);
+                    self.a.i(Op::Andi, t, t, 1);
+                }
+                t
+            }
+            (Flag::O, K::Add | K::Adc | K::Inc | K::Sub | K::Sbb | K::Dec) => {
+                let t = self.tmp();
+                let u = self.tmp();
+                if matches!(kind, K::Add | K::Adc | K::Inc) {
+                    self.a.r(Op::Xor, t, F_SRC1, F_RES);
+                    self.a.r(Op::Xor, u, F_SRC2, F_RES);
+                } else {
+                    self.a.r(Op::Xor, t, F_SRC1, F_SRC2);
+                    self.a.r(Op::Xor, u, F_SRC1, F_RES);
+                }
+                self.a.r(Op::And, t, t, u);
+                self.a.srli(t, t, bits - 1);
+                self.a.i(Op::Andi, t, t, 1);
+                t
+            }
+            _ => return None,
+        };
+        Some(t)
+    }
+
+    /// 0/1 in a register: whether condition `cc` holds.
+    pub fn cond(&mut self, cc: CC) -> Reg {
+        if let FState::Lazy { kind: Kind::Sub, bits, .. } = self.fs {
+            if let Some(r) = self.sub_cond(cc, bits) {
+                return r;
+            }
+        }
+        let (base, neg) = split(cc);
+        let t = match base {
+            CC::o => self.flag(Flag::O),
+            CC::b => self.flag(Flag::C),
+            CC::e => self.flag(Flag::Z),
+            CC::s => self.flag(Flag::S),
+            CC::p => self.flag(Flag::P),
+            CC::be => {
+                let c = self.flag(Flag::C);
+                let z = self.flag(Flag::Z);
+                let t = self.tmp();
+                self.a.r(Op::Or, t, c, z);
+                t
+            }
+            CC::l => {
+                let s = self.flag(Flag::S);
+                let o = self.flag(Flag::O);
+                let t = self.tmp();
+                self.a.r(Op::Xor, t, s, o);
+                t
+            }
+            _ => {
+                // le
+                let s = self.flag(Flag::S);
+                let o = self.flag(Flag::O);
+                let z = self.flag(Flag::Z);
+                let t = self.tmp();
+                self.a.r(Op::Xor, t, s, o);
+                self.a.r(Op::Or, t, t, z);
+                t
+            }
+        };
+        if neg {
+            let n = self.tmp();
+            self.a.i(Op::Xori, n, t, 1);
+            n
+        } else {
+            t
+        }
+    }
+
+    fn sub_cond(&mut self, cc: CC, bits: u32) -> Option<Reg> {
+        if matches!(cc, CC::o | CC::no | CC::p | CC::np) {
+            return None;
+        }
+        let x = self.top(F_SRC1, bits);
+        let y = self.top(F_SRC2, bits);
+        let t = self.tmp();
+        let (op, a, b, neg) = match cc {
+            CC::b => (Op::Sltu, x, y, false),
+            CC::ae => (Op::Sltu, x, y, true),
+            CC::a => (Op::Sltu, y, x, false),
+            CC::be => (Op::Sltu, y, x, true),
+            CC::l => (Op::Slt, x, y, false),
+            CC::ge => (Op::Slt, x, y, true),
+            CC::g => (Op::Slt, y, x, false),
+            CC::le => (Op::Slt, y, x, true),
+            CC::e | CC::ne => {
+                self.a.r(Op::Xor, t, x, y);
+                self.a.i(Op::Sltiu, t, t, 1);
+                if cc == CC::ne {
+                    self.a.i(Op::Xori, t, t, 1);
+                }
+                return Some(t);
+            }
+            _ => {
+                // s / ns: the sign of the result.
+                let r = self.top(F_RES, bits);
+                self.a.r(Op::Slt, t, r, Reg::ZERO);
+                if cc == CC::ns {
+                    self.a.i(Op::Xori, t, t, 1);
+                }
+                return Some(t);
+            }
+        };
+        self.a.r(op, t, a, b);
+        if neg {
+            self.a.i(Op::Xori, t, t, 1);
+        }
+        Some(t)
+    }
+
+    /// Branch to `l` (may be far) when `cc` holds.
+    pub fn branch_if(&mut self, cc: CC, l: Label) {
+        match self.fs {
+            FState::Lazy { kind: Kind::Sub, bits, .. } if !matches!(cc, CC::o | CC::no | CC::p | CC::np) => {
+                let x = self.top(F_SRC1, bits);
+                let y = self.top(F_SRC2, bits);
+                let (op, a, b) = match cc {
+                    CC::e => (Op::Beq, x, y),
+                    CC::ne => (Op::Bne, x, y),
+                    CC::b => (Op::Bltu, x, y),
+                    CC::ae => (Op::Bgeu, x, y),
+                    CC::a => (Op::Bltu, y, x),
+                    CC::be => (Op::Bgeu, y, x),
+                    CC::l => (Op::Blt, x, y),
+                    CC::ge => (Op::Bge, x, y),
+                    CC::g => (Op::Blt, y, x),
+                    CC::le => (Op::Bge, y, x),
+                    CC::s => (Op::Blt, self.top(F_RES, bits), Reg::ZERO),
+                    _ => (Op::Bge, self.top(F_RES, bits), Reg::ZERO),
+                };
+                self.a.b_far(op, a, b, l);
+            }
+            FState::Lazy { kind: Kind::Logic, bits, .. } if !matches!(cc, CC::p | CC::np) => {
+                let r = self.top(F_RES, bits);
+                let z = Reg::ZERO;
+                let (op, a, b) = match cc {
+                    CC::e | CC::be => (Op::Beq, r, z),
+                    CC::ne | CC::a => (Op::Bne, r, z),
+                    CC::s | CC::l => (Op::Blt, r, z),
+                    CC::ns | CC::ge => (Op::Bge, r, z),
+                    CC::le => (Op::Bge, z, r),
+                    CC::g => (Op::Blt, z, r),
+                    CC::b | CC::o => return,
+                    _ => {
+                        // ae / no: always.
+                        self.a.j(l);
+                        return;
+                    }
+                };
+                self.a.b_far(op, a, b, l);
+            }
+            _ => {
+                let v = self.cond(cc);
+                self.a.b_far(Op::Bne, v, Reg::ZERO, l);
+            }
+        }
+    }
+
+    /// First half of an exact flag update by an instruction that writes only some status flags:
+    /// materializes the current flags if any flag in `keep_mask` (RFLAGS bits) is live. Call it
+    /// before computing anything into scratch registers (a helper call clobbers them); pass the
+    /// result to [`Lower::end_exact`].
+    pub fn begin_exact(&mut self, keep_mask: u64) -> bool {
+        let need_old = keep_mask != 0 && self.live() & iced_bits(keep_mask) != 0;
+        if need_old {
+            self.materialize();
+        }
+        need_old
+    }
+
+    /// Second half: status bits outside `keep_mask` (or all, when the old ones were not needed)
+    /// are cleared, `new` (a register of RFLAGS status bits) is or-ed in, and the state is exact.
+    pub fn end_exact(&mut self, need_old: bool, keep_mask: u64, new: Reg) {
+        let t = self.tmp();
+        let m = super::regs::T0;
+        self.a.ld(t, CTX, OFF_RFLAGS as i32);
+        let clear = crate::cpu::flags::STATUS & !(if need_old { keep_mask } else { 0 });
+        self.a.li(m, !clear);
+        self.a.r(Op::And, t, t, m);
+        self.a.r(Op::Or, t, t, new);
+        self.a.sd(t, CTX, OFF_RFLAGS as i32);
+        if self.fs != FState::Exact {
+            self.a.sd(Reg::ZERO, CTX, flags::OFF_KIND);
+        }
+        self.fs = FState::Exact;
+    }
+}
+
+/// Condition without its negation, and whether it was negated.
+fn split(cc: CC) -> (CC, bool) {
+    match cc {
+        CC::no => (CC::o, true),
+        CC::ae => (CC::b, true),
+        CC::ne => (CC::e, true),
+        CC::a => (CC::be, true),
+        CC::ns => (CC::s, true),
+        CC::np => (CC::p, true),
+        CC::ge => (CC::l, true),
+        CC::g => (CC::le, true),
+        c => (c, false),
+    }
+}
+
+/// iced flag bits for a mask of RFLAGS status bits.
+pub fn iced_bits(mask: u64) -> u32 {
+    use crate::cpu::flags as f;
+    use iced_x86::RflagsBits as R;
+    let mut r = 0;
+    for (x, i) in [(f::CF, R::CF), (f::PF, R::PF), (f::AF, R::AF), (f::ZF, R::ZF), (f::SF, R::SF), (f::OF, R::OF)] {
+        if mask & x != 0 {
+            r |= i;
+        }
+    }
+    r
+}

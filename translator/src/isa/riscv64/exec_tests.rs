@@ -1,0 +1,339 @@
+//! Execution tests (riscv64 hosts only; under qemu-user on x86_64 machines): x86 snippets placed in
+//! memory run through `Translator<Riscv64Backend>` until the trailing `int3`, then registers,
+//! flags and memory are checked. Expected values are worked out by hand from the SDM; the
+//! differential suite in `tests/` covers the same instructions against a real x86 CPU.
+//!
+//! The byte arrays were produced by GNU as (`as --64`, Intel syntax); the text is in the comments.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test set-up failures abort the test")]
+
+use super::Riscv64Backend;
+use crate::cpu::flags as fl;
+use crate::frontend::RangeSource;
+use crate::{Exit, Gpr, ThreadCtx, Translator};
+
+/// A guest: code (with a trailing int3), a stack and a data window.
+struct Guest {
+    code: Vec<u8>,
+    stack: Vec<u64>,
+    data: Vec<u8>,
+}
+
+impl Guest {
+    fn new(code: &[u8]) -> Guest {
+        let mut c = code.to_vec();
+        c.push(0xcc);
+        Guest { code: c, stack: vec![0; 1024], data: vec![0; 4096] }
+    }
+
+    fn data_addr(&self) -> u64 {
+        self.data.as_ptr() as u64
+    }
+
+    fn code_addr(&self) -> u64 {
+        self.code.as_ptr() as u64
+    }
+
+    /// Run from the start with `regs` set, until a non-lookup exit.
+    fn run(&mut self, regs: &[(Gpr, u64)], rflags: u64) -> (Exit, Box<ThreadCtx>) {
+        let start = self.code_addr();
+        // SAFETY: the code vector outlives the translator, which is dropped at the end of `run`.
+        let src = unsafe { RangeSource::new(vec![(start, start + self.code.len() as u64)]) };
+        let mut tr = Translator::<Riscv64Backend>::new(Box::new(src)).expect("translator");
+        let mut ctx = ThreadCtx::new();
+        ctx.cpu.rip = start;
+        ctx.cpu.rflags = rflags | fl::FIXED1 | fl::IF;
+        let top = self.stack.as_ptr() as u64 + 8 * 1000;
+        ctx.cpu.set(Gpr::Rsp, top);
+        for &(g, v) in regs {
+            ctx.cpu.set(g, v);
+        }
+        // SAFETY: the guest's memory (code, stack, data) is ours and lives through the run.
+        let e = unsafe { tr.run(&mut ctx) };
+        (e, ctx)
+    }
+}
+
+fn status(ctx: &ThreadCtx) -> u64 {
+    ctx.cpu.rflags & fl::STATUS
+}
+
+use Gpr::*;
+
+#[test]
+fn mov_add_and_int3() {
+    let mut g = Guest::new(&[
+        0x48, 0xc7, 0xc0, 0x05, 0x00, 0x00, 0x00, // mov rax, 5
+        0x48, 0x01, 0xd8, // add rax, rbx
+        0x48, 0xb9, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, // movabs rcx, 0x1122334455667788
+    ]);
+    let (e, ctx) = g.run(&[(Rbx, 7)], 0);
+    assert_eq!(e, Exit::Breakpoint);
+    assert_eq!(ctx.cpu.get(Rax), 12);
+    assert_eq!(ctx.cpu.get(Rcx), 0x1122_3344_5566_7788);
+    assert_eq!(ctx.cpu.rip, g.code_addr() + g.code.len() as u64);
+    assert_eq!(status(&ctx), fl::PF);
+}
+
+#[test]
+fn flags_of_add_sub_at_exit() {
+    // add eax, ebx with 0x7fffffff + 1: OF SF AF PF, result zero-extended.
+    let mut g = Guest::new(&[0x01, 0xd8]); // add eax, ebx
+    let (_, ctx) = g.run(&[(Rax, 0xffff_ffff_7fff_ffff), (Rbx, 1)], 0);
+    assert_eq!(ctx.cpu.get(Rax), 0x8000_0000);
+    assert_eq!(status(&ctx), fl::OF | fl::SF | fl::AF | fl::PF);
+    // sub al, bl: 0 - 1 borrows; upper bits of rax preserved.
+    let mut g = Guest::new(&[0x28, 0xd8]); // sub al, bl
+    let (_, ctx) = g.run(&[(Rax, 0x1234_5600), (Rbx, 1)], 0);
+    assert_eq!(ctx.cpu.get(Rax), 0x1234_56ff);
+    assert_eq!(status(&ctx), fl::CF | fl::SF | fl::AF | fl::PF);
+}
+
+#[test]
+fn high_byte_registers() {
+    let mut g = Guest::new(&[
+        0x88, 0xe3, // mov bl, ah
+        0x80, 0xc4, 0x01, // add ah, 1
+        0x86, 0xe9, // xchg cl, ch
+    ]);
+    let (_, ctx) = g.run(&[(Rax, 0x1122_ff44), (Rbx, 0xaaaa_aaaa), (Rcx, 0x0102)], 0);
+    assert_eq!(ctx.cpu.get(Rbx), 0xaaaa_aaff);
+    assert_eq!(ctx.cpu.get(Rax), 0x1122_0044);
+    assert_eq!(ctx.cpu.get(Rcx), 0x0201);
+    assert_eq!(status(&ctx), fl::CF | fl::ZF | fl::AF | fl::PF);
+}
+
+#[test]
+fn loop_with_cmp_jcc_and_memory() {
+    // sum of data[0..10] (dwords) into eax.
+    let mut g = Guest::new(&[
+        0x31, 0xc0, // xor eax, eax
+        0x31, 0xc9, // xor ecx, ecx
+        0x03, 0x04, 0x8f, // 1: add eax, [rdi+rcx*4]
+        0xff, 0xc1, // inc ecx
+        0x83, 0xf9, 0x0a, // cmp ecx, 10
+        0x7c, 0xf6, // jl 1b
+    ]);
+    for k in 0..10u32 {
+        g.data[4 * k as usize..4 * k as usize + 4].copy_from_slice(&(k * 3 + 1).to_le_bytes());
+    }
+    let d = g.data_addr();
+    let (e, ctx) = g.run(&[(Rdi, d)], 0);
+    assert_eq!(e, Exit::Breakpoint);
+    assert_eq!(ctx.cpu.get(Rax), (0..10).map(|k| k * 3 + 1).sum::<u64>());
+    assert_eq!(ctx.cpu.get(Rcx), 10);
+    // Last cmp: 10 - 10.
+    assert_eq!(status(&ctx), fl::ZF | fl::PF);
+}
+
+#[test]
+fn signed_and_unsigned_conditions() {
+    // For each (a, b): setl, setb, setle, setbe, sete, sets, seto (cmp a, b 32-bit) into bytes.
+    let code = [
+        0x39, 0xd8, // cmp eax, ebx
+        0x0f, 0x9c, 0x07, // setl [rdi]
+        0x0f, 0x92, 0x47, 0x01, // setb [rdi+1]
+        0x0f, 0x9e, 0x47, 0x02, // setle [rdi+2]
+        0x0f, 0x96, 0x47, 0x03, // setbe [rdi+3]
+        0x0f, 0x94, 0x47, 0x04, // sete [rdi+4]
+        0x0f, 0x98, 0x47, 0x05, // sets [rdi+5]
+        0x0f, 0x90, 0x47, 0x06, // seto [rdi+6]
+        0x0f, 0x9a, 0x47, 0x07, // setp [rdi+7]
+    ];
+    let cases: [(u32, u32); 6] = [(1, 2), (2, 1), (5, 5), (0x8000_0000, 1), (1, 0x8000_0000), (0xffff_ffff, 0)];
+    for (a, b) in cases {
+        let mut g = Guest::new(&code);
+        let d = g.data_addr();
+        // High garbage in the 64-bit registers must not matter.
+        let (_, _ctx) = g.run(&[(Rax, u64::from(a) | 0xdead << 40), (Rbx, u64::from(b) | 0xbeef << 36), (Rdi, d)], 0);
+        let (sa, sb) = (a as i32, b as i32);
+        let r = a.wrapping_sub(b);
+        let of = (sa.checked_sub(sb)).is_none();
+        let want = [
+            sa < sb,
+            a < b,
+            sa <= sb,
+            a <= b,
+            a == b,
+            (r as i32) < 0,
+            of,
+            (r as u8).count_ones() % 2 == 0,
+        ];
+        let got: Vec<bool> = g.data[..8].iter().map(|&x| x != 0).collect();
+        assert_eq!(got, want, "cmp {a:#x}, {b:#x}");
+    }
+}
+
+#[test]
+fn call_ret_push_pop() {
+    let mut g = Guest::new(&[
+        0xe8, 0x06, 0x00, 0x00, 0x00, // call f
+        0x48, 0x83, 0xc0, 0x01, // add rax, 1
+        0xeb, 0x0a, // jmp done
+        0x53, // f: push rbx
+        0x48, 0x89, 0xe3, // mov rbx, rsp
+        0x48, 0x8b, 0x43, 0x08, // mov rax, [rbx+8]   (the return address)
+        0x5b, // pop rbx
+        0xc3, // ret
+              // done:
+    ]);
+    let start = g.code_addr();
+    let (e, ctx) = g.run(&[(Rbx, 77)], 0);
+    assert_eq!(e, Exit::Breakpoint);
+    assert_eq!(ctx.cpu.get(Rax), start + 5 + 1);
+    assert_eq!(ctx.cpu.get(Rbx), 77);
+    assert_eq!(ctx.cpu.get(Rsp), g.stack.as_ptr() as u64 + 8000);
+}
+
+#[test]
+fn exits_report_the_right_rip() {
+    let mut g = Guest::new(&[0x90, 0x0f, 0x05]); // nop; syscall
+    let (e, ctx) = g.run(&[], 0);
+    assert_eq!(e, Exit::Syscall);
+    assert_eq!(ctx.cpu.rip, g.code_addr() + 3);
+    let mut g = Guest::new(&[0x90, 0x0f, 0x0b]); // nop; ud2
+    let (e, ctx) = g.run(&[], 0);
+    assert_eq!(e, Exit::InvalidOpcode);
+    assert_eq!(ctx.cpu.rip, g.code_addr() + 1);
+    let mut g = Guest::new(&[0xf4]); // hlt
+    let (e, ctx) = g.run(&[], 0);
+    assert_eq!(e, Exit::Privileged);
+    assert_eq!(ctx.cpu.rip, g.code_addr());
+    // An x87 instruction is not translated: UNSUPPORTED at its address, after the nop ran.
+    let mut g = Guest::new(&[0x48, 0xff, 0xc0, 0xd9, 0xe8]); // inc rax; fld1
+    let (e, ctx) = g.run(&[], 0);
+    assert!(matches!(e, Exit::Unsupported(ref u) if u.pc == g.code_addr() + 3), "{e:?}");
+    assert_eq!(ctx.cpu.get(Rax), 1);
+    // cpuid is handled by the dispatcher and execution continues.
+    let mut g = Guest::new(&[0x31, 0xc0, 0x0f, 0xa2]); // xor eax, eax; cpuid
+    let (e, ctx) = g.run(&[], 0);
+    assert_eq!(e, Exit::Breakpoint);
+    assert!(ctx.cpu.get(Rax) >= 1);
+}
+
+#[test]
+fn division_and_divide_errors() {
+    let mut g = Guest::new(&[0xf7, 0xf3]); // div ebx
+    let (e, ctx) = g.run(&[(Rax, 100), (Rdx, 1), (Rbx, 7)], 0);
+    assert_eq!(e, Exit::Breakpoint);
+    let n = (1u64 << 32) + 100;
+    assert_eq!((ctx.cpu.get(Rax), ctx.cpu.get(Rdx)), (n / 7, n % 7));
+    let (e, ctx) = g.run(&[(Rax, 100), (Rdx, 0), (Rbx, 0)], 0);
+    assert_eq!(e, Exit::DivideError);
+    assert_eq!(ctx.cpu.rip, g.code_addr());
+    let (e, _) = g.run(&[(Rax, 0), (Rdx, 7), (Rbx, 7)], 0);
+    assert_eq!(e, Exit::DivideError);
+    let mut g = Guest::new(&[0x48, 0xf7, 0xfb]); // idiv rbx
+    let (e, ctx) = g.run(&[(Rax, (-100i64) as u64), (Rdx, u64::MAX), (Rbx, 7)], 0);
+    assert_eq!(e, Exit::Breakpoint);
+    assert_eq!((ctx.cpu.get(Rax) as i64, ctx.cpu.get(Rdx) as i64), (-14, -2));
+    let (e, _) = g.run(&[(Rax, 1 << 63), (Rdx, u64::MAX), (Rbx, u64::MAX)], 0);
+    assert_eq!(e, Exit::DivideError);
+    let mut g = Guest::new(&[0x48, 0xf7, 0xf3]); // div rbx, 128-bit dividend
+    let (e, ctx) = g.run(&[(Rax, 5), (Rdx, 3), (Rbx, 1 << 62)], 0);
+    assert_eq!(e, Exit::Breakpoint);
+    let n = (3u128 << 64) + 5;
+    assert_eq!(u128::from(ctx.cpu.get(Rax)), n / (1 << 62));
+    assert_eq!(u128::from(ctx.cpu.get(Rdx)), n % (1 << 62));
+}
+
+#[test]
+fn shifts_keep_flags_on_zero_count() {
+    // stc; shl eax, cl with cl = 0: CF stays set, eax zero-extended.
+    let mut g = Guest::new(&[0xf9, 0xd3, 0xe0]); // stc; shl eax, cl
+    let (_, ctx) = g.run(&[(Rax, 0xffff_0000_0000_0003), (Rcx, 0)], 0);
+    assert_eq!(ctx.cpu.get(Rax), 3);
+    assert_ne!(ctx.cpu.rflags & fl::CF, 0);
+    // shl eax, cl with cl = 33 (masked to 1).
+    let (_, ctx) = g.run(&[(Rax, 0x8000_0001), (Rcx, 33)], 0);
+    assert_eq!(ctx.cpu.get(Rax), 2);
+    assert_eq!(status(&ctx) & (fl::CF | fl::OF | fl::ZF | fl::SF), fl::CF | fl::OF);
+    // sar al, 1 / shr al, 1 / rol bl, 4
+    let mut g = Guest::new(&[0xd0, 0xf8, 0xc0, 0xc3, 0x04]); // sar al, 1; rol bl, 4
+    let (e, ctx) = g.run(&[(Rax, 0x81), (Rbx, 0x12)], 0);
+    assert_eq!(e, Exit::Breakpoint);
+    assert_eq!(ctx.cpu.get(Rax), 0xc0);
+    assert_eq!(ctx.cpu.get(Rbx), 0x21);
+    assert_ne!(ctx.cpu.rflags & fl::CF, 0, "rol: CF = bit 0 of the result");
+}
+
+#[test]
+fn rep_string_ops() {
+    let mut g = Guest::new(&[
+        0xfc, // cld
+        0xf3, 0xa4, // rep movsb
+        0x48, 0x89, 0xd7, // mov rdi, rdx
+        0xb0, 0x5a, // mov al, 0x5a
+        0xb9, 0x03, 0x00, 0x00, 0x00, // mov ecx, 3
+        0xf3, 0xaa, // rep stosb
+    ]);
+    for k in 0..16 {
+        g.data[k] = k as u8 + 1;
+    }
+    let d = g.data_addr();
+    let (e, ctx) = g.run(&[(Rsi, d), (Rdi, d + 100), (Rcx, 16), (Rdx, d + 200)], 0);
+    assert_eq!(e, Exit::Breakpoint);
+    assert_eq!(&g.data[100..116], &g.data[0..16]);
+    assert_eq!(&g.data[200..204], &[0x5a, 0x5a, 0x5a, 0]);
+    assert_eq!(ctx.cpu.get(Rcx), 0);
+    assert_eq!(ctx.cpu.get(Rsi), d + 16);
+    // repne scasb: strlen.
+    let mut g = Guest::new(&[
+        0x31, 0xc0, // xor eax, eax
+        0x48, 0xc7, 0xc1, 0xff, 0xff, 0xff, 0xff, // mov rcx, -1
+        0xf2, 0xae, // repne scasb
+    ]);
+    g.data[..6].copy_from_slice(b"hello\0");
+    let d = g.data_addr();
+    let (_, ctx) = g.run(&[(Rdi, d)], 0);
+    assert_eq!(ctx.cpu.get(Rdi), d + 6);
+    assert_eq!(!ctx.cpu.get(Rcx) - 1, 5);
+    assert_ne!(ctx.cpu.rflags & fl::ZF, 0);
+}
+
+#[test]
+fn indirect_jumps_through_a_table() {
+    // jmp [rip+table + rax*8]-style dispatch via a register.
+    let mut g = Guest::new(&[
+        0x48, 0x8d, 0x0d, 0x07, 0x00, 0x00, 0x00, // lea rcx, [rip+7] (-> after the jmp)
+        0x48, 0x01, 0xc1, // add rcx, rax
+        0xff, 0xe1, // jmp rcx
+        0xb3, 0x01, // mov bl, 1   (offset 0 from target base... at +12)
+        0xcc, // int3
+        0xb3, 0x02, // mov bl, 2
+        0xcc, // int3
+    ]);
+    let (e, ctx) = g.run(&[(Rax, 0)], 0);
+    assert_eq!(e, Exit::Breakpoint);
+    // rip+7 from the end of the lea (offset 7) is offset 14: the int3 after "mov bl, 1".
+    assert_eq!(ctx.cpu.get(Rbx) & 0xff, 0);
+    let (e, ctx) = g.run(&[(Rax, 1)], 0);
+    assert_eq!(e, Exit::Breakpoint);
+    assert_eq!(ctx.cpu.get(Rbx) & 0xff, 2);
+}
+
+#[test]
+fn cmpxchg_xadd_xchg() {
+    let mut g = Guest::new(&[
+        0xf0, 0x48, 0x0f, 0xb1, 0x0f, // lock cmpxchg [rdi], rcx
+        0x0f, 0x94, 0xc2, // sete dl
+        0xf0, 0x0f, 0xc1, 0x5f, 0x08, // lock xadd [rdi+8], ebx
+        0x48, 0x87, 0x77, 0x10, // xchg [rdi+16], rsi
+    ]);
+    g.data[..8].copy_from_slice(&5u64.to_le_bytes());
+    g.data[8..12].copy_from_slice(&40u32.to_le_bytes());
+    g.data[16..24].copy_from_slice(&9u64.to_le_bytes());
+    let d = g.data_addr();
+    let (_, ctx) = g.run(&[(Rdi, d), (Rax, 5), (Rcx, 6), (Rbx, 2), (Rsi, 1)], 0);
+    assert_eq!(u64::from_le_bytes(g.data[..8].try_into().unwrap()), 6);
+    assert_eq!(ctx.cpu.get(Rdx) & 0xff, 1);
+    assert_eq!(ctx.cpu.get(Rbx), 40);
+    assert_eq!(u32::from_le_bytes(g.data[8..12].try_into().unwrap()), 42);
+    assert_eq!(ctx.cpu.get(Rsi), 9);
+    assert_eq!(u64::from_le_bytes(g.data[16..24].try_into().unwrap()), 1);
+    // Failure: rax receives the memory value.
+    g.data[..8].copy_from_slice(&7u64.to_le_bytes());
+    let (_, ctx) = g.run(&[(Rdi, d), (Rax, 5), (Rcx, 6), (Rbx, 2), (Rsi, 1)], 0);
+    assert_eq!(ctx.cpu.get(Rax), 7);
+    assert_eq!(ctx.cpu.get(Rdx) & 0xff, 0);
+}

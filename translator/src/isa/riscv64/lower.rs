@@ -1,0 +1,634 @@
+//! Lowering of one guest block: the driver (flag liveness, the instruction loop, cutting the block
+//! before an instruction it cannot translate), the operand model (guest registers of every width,
+//! memory operands, immediates), exits and link sites, and helper calls. The instruction families
+//! live in `alu.rs`, `ctl.rs` and `cond.rs`.
+
+use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register, RflagsBits};
+
+use super::asm::{Asm, Ext, Label};
+use super::encode::{fits_i12, Op, Reg};
+use super::flags::{self, Kind};
+use super::regs::{self, CTX, F_RES, F_SRC1, F_SRC2};
+use crate::cpu::{Gpr, OFF_FS_BASE, OFF_GPR, OFF_GS_BASE, OFF_RIP};
+use crate::ctx::{exit, OFF_BACKEND, OFF_EXIT_ARG, OFF_EXIT_REASON};
+use crate::frontend::{BlockEnd, GuestBlock, GuestInsn};
+use crate::isa::LinkSite;
+
+/// `ctx.backend` slot holding the address of the exit path.
+pub const OFF_EXIT_FN: i32 = OFF_BACKEND as i32 + 40;
+/// `ctx.backend` slot holding [`flags::rv_materialize_flags`].
+pub const OFF_MAT_FN: i32 = OFF_BACKEND as i32 + 48;
+/// `ctx.backend` slot holding the 128-by-64-bit division helper.
+pub const OFF_DIV_FN: i32 = OFF_BACKEND as i32 + 56;
+/// `ctx.backend` word helpers use to return a status.
+pub const OFF_STATUS: i32 = OFF_BACKEND as i32 + 64;
+
+/// The six status flags in iced's bit numbering.
+pub const STATUS: u32 =
+    RflagsBits::OF | RflagsBits::SF | RflagsBits::ZF | RflagsBits::AF | RflagsBits::CF | RflagsBits::PF;
+
+/// What the translator knows statically about the flags at the current point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FState {
+    /// Whatever the kind word in memory says (block entry, or after a data-dependent update).
+    Unknown,
+    /// `ctx.cpu.rflags` holds exact status flags and the kind word is `EXACT`.
+    Exact,
+    /// The pinned flag registers describe `kind` on `bits`-wide operands; `synced` says whether
+    /// the kind word in memory says so too.
+    Lazy { kind: Kind, bits: u32, synced: bool },
+}
+
+/// Why an instruction was not lowered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unsupp;
+
+/// Result of lowering one instruction.
+pub type LResult = Result<(), Unsupp>;
+
+/// A guest operand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loc {
+    /// A register: guest register, and whether it is AH/CH/DH/BH.
+    Reg(Gpr, bool),
+    /// Memory at a computed address.
+    Mem(Addr),
+    /// An immediate (sign- or zero-extended by iced as the encoding says).
+    Imm(u64),
+}
+
+/// A host address: register plus a 12-bit offset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Addr {
+    /// Base register.
+    pub base: Reg,
+    /// Offset.
+    pub off: i32,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum StubKind {
+    Link { target: u64, site: u32 },
+    Exit { reason: u64, rip: u64, flags: Option<(Kind, u32)> },
+}
+
+/// Translation state of one block.
+#[derive(Debug)]
+pub struct Lower<'a> {
+    _block: core::marker::PhantomData<&'a GuestInsn>,
+    /// The code.
+    pub a: Asm,
+    /// Host address the code will run at.
+    pub base: u64,
+    live_after: Vec<u32>,
+    /// Flag state at the current point.
+    pub fs: FState,
+    stubs: Vec<(Label, StubKind)>,
+    /// Direct exits.
+    pub link_sites: Vec<LinkSite>,
+    temps_used: usize,
+    temp_overflow: bool,
+    /// Index of the instruction being lowered.
+    pub cur: usize,
+}
+
+const TEMPS: [Reg; 7] = [regs::T1, regs::T2, regs::T4, regs::T5, regs::T6, regs::RA, regs::S9];
+
+/// How a block attempt ended.
+#[derive(Debug)]
+pub enum Attempt {
+    /// Code and link sites.
+    Done(Vec<u8>, Vec<LinkSite>),
+    /// Instruction `n` cannot be translated: retry with the block cut before it.
+    Cut(usize),
+    /// Branches out of range.
+    TooLarge,
+}
+
+/// Translate `block` (its first `limit` instructions; if fewer than all, the block exits with
+/// UNSUPPORTED at the next one).
+pub fn translate(block: &GuestBlock, limit: usize, base: u64, ext: Ext) -> Attempt {
+    let insns = &block.insns[..limit];
+    let mut l = Lower {
+        _block: core::marker::PhantomData,
+        a: Asm::new(ext),
+        base,
+        live_after: liveness(insns),
+        fs: FState::Unknown,
+        stubs: Vec::new(),
+        link_sites: Vec::new(),
+        temps_used: 0,
+        temp_overflow: false,
+        cur: 0,
+    };
+    let mut ended = false;
+    for (n, gi) in insns.iter().enumerate() {
+        l.cur = n;
+        l.temps_used = 0;
+        l.temp_overflow = false;
+        let r = l.insn(&gi.insn);
+        if r.is_err() || l.temp_overflow {
+            return Attempt::Cut(n);
+        }
+        if crate::frontend::ends_block(&gi.insn) {
+            ended = true;
+            break;
+        }
+    }
+    if !ended {
+        l.sync_kind();
+        if limit < block.insns.len() {
+            let pc = block.insns[limit].insn.ip();
+            l.exit_now(exit::UNSUPPORTED, pc);
+        } else {
+            match block.end {
+                BlockEnd::FallThrough(pc) => l.link_to(pc),
+                BlockEnd::Terminator => {
+                    let next = insns.last().map_or(block.start, |i| i.next_ip());
+                    l.link_to(next);
+                }
+                BlockEnd::Undecodable(pc) => l.exit_now(exit::INVALID_OPCODE, pc),
+                BlockEnd::Unfetchable(pc) => l.exit_now(exit::NOT_EXECUTABLE, pc),
+            }
+        }
+    }
+    l.emit_stubs();
+    l.a.finish();
+    if l.a.overflow {
+        return Attempt::TooLarge;
+    }
+    Attempt::Done(l.a.bytes(), l.link_sites)
+}
+
+/// Flags each instruction may leave unchanged although iced lists them as written: shifts and
+/// rotates whose count may be zero.
+fn count_may_be_zero(i: &Instruction) -> bool {
+    use Mnemonic::*;
+    if !matches!(i.mnemonic(), Shl | Shr | Sar | Sal | Rol | Ror | Rcl | Rcr | Shld | Shrd) {
+        return false;
+    }
+    let last = i.op_count() - 1;
+    if i.op_kind(last) == OpKind::Immediate8 {
+        let bits = op_bits(i, 0);
+        let m = if bits == 64 { 63 } else { 31 };
+        return u32::from(i.immediate8()) & m == 0;
+    }
+    true
+}
+
+/// Per instruction, the status flags (iced bits) some later instruction or the block exit may read.
+fn liveness(insns: &[GuestInsn]) -> Vec<u32> {
+    let mut out = vec![0; insns.len()];
+    let mut live = STATUS;
+    for (n, gi) in insns.iter().enumerate().rev() {
+        out[n] = live;
+        let i = &gi.insn;
+        let kill = if count_may_be_zero(i) { 0 } else { i.rflags_modified() & STATUS };
+        let mut read = i.rflags_read() & STATUS;
+        if matches!(i.mnemonic(), Mnemonic::Div | Mnemonic::Idiv) {
+            // A divide error leaves the block here with exact flags.
+            read = STATUS;
+        }
+        live = (live & !kill) | read;
+    }
+    out
+}
+
+/// Width in bits of operand `n`.
+pub fn op_bits(i: &Instruction, n: u32) -> u32 {
+    match i.op_kind(n) {
+        OpKind::Register => (i.op_register(n).size() * 8) as u32,
+        OpKind::Memory => (i.memory_size().size() * 8) as u32,
+        OpKind::Immediate8 => 8,
+        OpKind::Immediate16 | OpKind::Immediate8to16 => 16,
+        OpKind::Immediate32 | OpKind::Immediate8to32 => 32,
+        _ => 64,
+    }
+}
+
+/// The guest register behind an iced register, and whether it is a high-byte register.
+pub fn gpr_of(r: Register) -> Option<(Gpr, bool)> {
+    let high = matches!(r, Register::AH | Register::CH | Register::DH | Register::BH);
+    if high {
+        let g = match r {
+            Register::AH => Gpr::Rax,
+            Register::CH => Gpr::Rcx,
+            Register::DH => Gpr::Rdx,
+            _ => Gpr::Rbx,
+        };
+        return Some((g, true));
+    }
+    if !r.is_gpr() {
+        return None;
+    }
+    let full = r.full_register();
+    let n = (full as u32).checked_sub(Register::RAX as u32)?;
+    Gpr::from_index(n as usize).map(|g| (g, false))
+}
+
+impl Lower<'_> {
+    // ---- scratch registers ----
+
+    /// A scratch register free until the end of the current instruction.
+    pub fn tmp(&mut self) -> Reg {
+        if self.temps_used >= TEMPS.len() {
+            self.temp_overflow = true;
+            return TEMPS[TEMPS.len() - 1];
+        }
+        self.temps_used += 1;
+        TEMPS[self.temps_used - 1]
+    }
+
+    /// Guest flags (iced bits) live after the current instruction.
+    pub fn live(&self) -> u32 {
+        self.live_after[self.cur]
+    }
+
+    /// Whether any of the flags the current instruction writes is live after it.
+    pub fn flags_live(&self, i: &Instruction) -> bool {
+        self.live() & (i.rflags_modified() & STATUS) != 0
+    }
+
+    // ---- operands ----
+
+    /// Operand `n` of `i`, computing a memory address into scratch registers if needed.
+    pub fn loc(&mut self, i: &Instruction, n: u32) -> Result<Loc, Unsupp> {
+        match i.op_kind(n) {
+            OpKind::Register => {
+                let (g, high) = gpr_of(i.op_register(n)).ok_or(Unsupp)?;
+                Ok(Loc::Reg(g, high))
+            }
+            OpKind::Memory => Ok(Loc::Mem(self.addr(i)?)),
+            OpKind::Immediate8
+            | OpKind::Immediate16
+            | OpKind::Immediate32
+            | OpKind::Immediate64
+            | OpKind::Immediate8to16
+            | OpKind::Immediate8to32
+            | OpKind::Immediate8to64
+            | OpKind::Immediate32to64 => Ok(Loc::Imm(i.immediate(n))),
+            _ => Err(Unsupp),
+        }
+    }
+
+    /// The address of `i`'s memory operand.
+    pub fn addr(&mut self, i: &Instruction) -> Result<Addr, Unsupp> {
+        let seg = match i.memory_segment() {
+            Register::FS => Some(OFF_FS_BASE),
+            Register::GS => Some(OFF_GS_BASE),
+            Register::DS | Register::SS | Register::ES | Register::CS | Register::None => None,
+            _ => return Err(Unsupp),
+        };
+        let base = i.memory_base();
+        let index = i.memory_index();
+        let disp = i.memory_displacement64() as i64;
+        let addr32 = base.size() == 4 || index.size() == 4;
+        let mut addr = if base == Register::RIP || base == Register::EIP {
+            let t = self.tmp();
+            let target = if base == Register::EIP { disp as u64 & 0xffff_ffff } else { disp as u64 };
+            self.a.li(t, target);
+            Addr { base: t, off: 0 }
+        } else {
+            let b = if base == Register::None { None } else { Some(regs::guest(gpr_of(base).ok_or(Unsupp)?.0)) };
+            let x = if index == Register::None { None } else { Some(regs::guest(gpr_of(index).ok_or(Unsupp)?.0)) };
+            let sh = i.memory_index_scale().trailing_zeros();
+            let (reg, off) = match (b, x) {
+                (Some(b), None) if fits_i12(disp) && !addr32 => (b, disp),
+                (None, None) => {
+                    let t = self.tmp();
+                    let d = if addr32 { disp as u64 & 0xffff_ffff } else { disp as u64 };
+                    self.a.li(t, d);
+                    (t, 0)
+                }
+                (b, x) => {
+                    let t = self.tmp();
+                    match (b, x) {
+                        (Some(b), Some(x)) => {
+                            let u = self.tmp();
+                            self.a.add_shifted(t, b, x, sh, u);
+                        }
+                        (None, Some(x)) => self.a.slli(t, x, sh),
+                        (Some(b), None) => self.a.mv(t, b),
+                        (None, None) => {}
+                    }
+                    if addr32 {
+                        let u = self.tmp();
+                        self.a.add_imm(t, t, disp, u);
+                        self.a.zext(t, t, 32);
+                        (t, 0)
+                    } else if fits_i12(disp) {
+                        (t, disp)
+                    } else {
+                        let u = self.tmp();
+                        self.a.add_imm(t, t, disp, u);
+                        (t, 0)
+                    }
+                }
+            };
+            Addr { base: reg, off: off as i32 }
+        };
+        if let Some(off) = seg {
+            let t = self.tmp();
+            self.a.ld(t, CTX, off as i32);
+            let d = self.tmp();
+            if addr.off != 0 {
+                self.a.addi(d, addr.base, addr.off);
+                self.a.r(Op::Add, d, d, t);
+            } else {
+                self.a.r(Op::Add, d, addr.base, t);
+            }
+            addr = Addr { base: d, off: 0 };
+        }
+        Ok(addr)
+    }
+
+    /// Load `bits` from `at`, zero-extended, into `rd`.
+    pub fn load(&mut self, rd: Reg, at: Addr, bits: u32) {
+        let op = match bits {
+            8 => Op::Lbu,
+            16 => Op::Lhu,
+            32 => Op::Lwu,
+            _ => Op::Ld,
+        };
+        self.a.i(op, rd, at.base, at.off);
+    }
+
+    /// Load `bits` from `at`, sign-extended, into `rd`.
+    pub fn load_signed(&mut self, rd: Reg, at: Addr, bits: u32) {
+        let op = match bits {
+            8 => Op::Lb,
+            16 => Op::Lh,
+            32 => Op::Lw,
+            _ => Op::Ld,
+        };
+        self.a.i(op, rd, at.base, at.off);
+    }
+
+    /// Store the low `bits` of `rs` at `at`.
+    pub fn store(&mut self, rs: Reg, at: Addr, bits: u32) {
+        let op = match bits {
+            8 => Op::Sb,
+            16 => Op::Sh,
+            32 => Op::Sw,
+            _ => Op::Sd,
+        };
+        self.a.s(op, rs, at.base, at.off);
+    }
+
+    /// A register whose low `bits` hold the operand (higher bits arbitrary).
+    pub fn read(&mut self, loc: Loc, bits: u32) -> Reg {
+        match loc {
+            Loc::Reg(g, false) => regs::guest(g),
+            Loc::Reg(g, true) => {
+                let t = self.tmp();
+                self.a.srli(t, regs::guest(g), 8);
+                t
+            }
+            Loc::Mem(at) => {
+                let t = self.tmp();
+                self.load(t, at, bits);
+                t
+            }
+            Loc::Imm(v) => {
+                if v == 0 {
+                    return Reg::ZERO;
+                }
+                let t = self.tmp();
+                self.a.li(t, v);
+                t
+            }
+        }
+    }
+
+    /// As [`Lower::read`] but zero-extended to 64 bits.
+    pub fn read_zext(&mut self, loc: Loc, bits: u32) -> Reg {
+        let r = self.read(loc, bits);
+        match loc {
+            Loc::Mem(_) => r,
+            Loc::Imm(v) if bits == 64 || v >> bits == 0 => r,
+            _ if bits == 64 => r,
+            _ => {
+                let t = if TEMPS.contains(&r) { r } else { self.tmp() };
+                self.a.zext(t, r, bits);
+                t
+            }
+        }
+    }
+
+    /// As [`Lower::read`] but sign-extended from `bits` to 64.
+    pub fn read_sext(&mut self, loc: Loc, bits: u32) -> Reg {
+        if let Loc::Mem(at) = loc {
+            let t = self.tmp();
+            self.load_signed(t, at, bits);
+            return t;
+        }
+        let r = self.read(loc, bits);
+        if bits == 64 {
+            return r;
+        }
+        let t = if TEMPS.contains(&r) { r } else { self.tmp() };
+        self.a.sext(t, r, bits);
+        t
+    }
+
+    /// Write the low `bits` of `v` to a guest operand with x86 rules: 32-bit register writes
+    /// zero-extend, 8/16-bit ones merge into the old value.
+    pub fn write(&mut self, loc: Loc, bits: u32, v: Reg) -> LResult {
+        match loc {
+            Loc::Reg(g, high) => {
+                let d = regs::guest(g);
+                match (bits, high) {
+                    (64, _) => self.a.mv(d, v),
+                    (32, _) => self.a.zext(d, v, 32),
+                    (_, false) => {
+                        // t0 is free inside an instruction body (only exits and links use it).
+                        let t = regs::T0;
+                        self.a.zext(t, v, bits);
+                        self.a.srli(d, d, bits);
+                        self.a.slli(d, d, bits);
+                        self.a.r(Op::Or, d, d, t);
+                    }
+                    (_, true) => {
+                        // d = d[63:16] | v[7:0] << 8 | d[7:0]
+                        let t = regs::T0;
+                        let u = self.tmp();
+                        self.a.i(Op::Andi, t, v, 0xff);
+                        self.a.slli(t, t, 8);
+                        self.a.i(Op::Andi, u, d, 0xff);
+                        self.a.r(Op::Or, t, t, u);
+                        self.a.srli(d, d, 16);
+                        self.a.slli(d, d, 16);
+                        self.a.r(Op::Or, d, d, t);
+                    }
+                }
+                Ok(())
+            }
+            Loc::Mem(at) => {
+                self.store(v, at, bits);
+                Ok(())
+            }
+            Loc::Imm(_) => Err(Unsupp),
+        }
+    }
+
+    /// A destination register to compute a `bits`-wide result for `loc` into: the guest register
+    /// itself for 64-bit register destinations, else a scratch.
+    pub fn dest_reg(&mut self, loc: Loc, bits: u32) -> Reg {
+        match loc {
+            Loc::Reg(g, false) if bits == 64 || bits == 32 => regs::guest(g),
+            _ => self.tmp(),
+        }
+    }
+
+    // ---- flags bookkeeping ----
+
+    /// Copy an operation's operands and result into the pinned flag registers and record the kind.
+    pub fn set_flags(&mut self, kind: Kind, bits: u32, src1: Reg, src2: Reg, res: Reg) {
+        self.a.mv(F_SRC1, src1);
+        self.a.mv(F_SRC2, src2);
+        self.a.mv(F_RES, res);
+        self.fs = FState::Lazy { kind, bits, synced: false };
+    }
+
+    /// Make the kind word in memory agree with the static state.
+    pub fn sync_kind(&mut self) {
+        if let FState::Lazy { kind, bits, synced: false } = self.fs {
+            self.a.li(regs::T0, kind.word(bits));
+            self.a.sd(regs::T0, CTX, flags::OFF_KIND);
+            self.fs = FState::Lazy { kind, bits, synced: true };
+        }
+    }
+
+    /// Store the guest registers the host ABI clobbers, call the helper whose address is in the
+    /// context word `slot` with `a0 = ctx`, and reload them. Scratch registers other than `s9`
+    /// do not survive.
+    pub fn call_helper(&mut self, slot: i32) {
+        self.sync_kind();
+        for g in regs::CALLER_SAVED_GUESTS {
+            self.a.sd(regs::guest(g), CTX, (OFF_GPR + 8 * g as usize) as i32);
+        }
+        self.a.sd(F_SRC1, CTX, flags::OFF_SRC1);
+        self.a.sd(F_SRC2, CTX, flags::OFF_SRC2);
+        self.a.sd(F_RES, CTX, flags::OFF_RES);
+        self.a.mv(Reg::A0, CTX);
+        self.a.ld(Reg::RA, CTX, slot);
+        self.a.i(Op::Jalr, Reg::RA, Reg::RA, 0);
+        for g in regs::CALLER_SAVED_GUESTS {
+            self.a.ld(regs::guest(g), CTX, (OFF_GPR + 8 * g as usize) as i32);
+        }
+    }
+
+    /// Make `ctx.cpu.rflags` exact (no code if it already is).
+    pub fn materialize(&mut self) {
+        if self.fs != FState::Exact {
+            self.call_helper(OFF_MAT_FN);
+            self.fs = FState::Exact;
+        }
+    }
+
+    // ---- exits ----
+
+    /// A label that, when jumped to, leaves generated code with `reason` at guest `rip`, with the
+    /// flag state of this point.
+    pub fn exit_label(&mut self, reason: u64, rip: u64) -> Label {
+        let l = self.a.label();
+        let flags = match self.fs {
+            FState::Lazy { kind, bits, synced: false } => Some((kind, bits)),
+            _ => None,
+        };
+        self.stubs.push((l, StubKind::Exit { reason, rip, flags }));
+        l
+    }
+
+    /// Leave generated code here with `reason` at `rip`.
+    pub fn exit_now(&mut self, reason: u64, rip: u64) {
+        self.sync_kind();
+        let l = self.exit_label(reason, rip);
+        self.a.j(l);
+    }
+
+    /// A link site (initially jumping to a stub that exits with LOOKUP) for guest `target`.
+    pub fn link_to(&mut self, target: u64) {
+        self.sync_kind();
+        let site = self.a.pos();
+        let l = self.a.label();
+        self.a.j(l);
+        self.a.addi(Reg::ZERO, Reg::ZERO, 0);
+        self.link_sites.push(LinkSite { offset: site, target });
+        self.stubs.push((l, StubKind::Link { target, site }));
+    }
+
+    /// Jump to the guest address in `t` through the indirect-branch table, exiting with LOOKUP
+    /// on a miss. `t` must not be `t0`, `t1` or `t2`.
+    pub fn jump_indirect(&mut self, t: Reg) {
+        use crate::ctx::{OFF_LOOKUP, OFF_LOOKUP_MASK};
+        self.sync_kind();
+        let (x, y) = (Reg::T1, Reg::T2);
+        self.a.ld(x, CTX, OFF_LOOKUP_MASK as i32);
+        self.a.r(Op::And, x, t, x);
+        self.a.slli(x, x, 4);
+        self.a.ld(y, CTX, OFF_LOOKUP as i32);
+        self.a.r(Op::Add, x, x, y);
+        self.a.ld(y, x, 0);
+        let miss = self.a.label();
+        self.a.b(Op::Bne, y, t, miss);
+        self.a.ld(x, x, 8);
+        self.a.i(Op::Jalr, Reg::ZERO, x, 0);
+        self.a.bind(miss);
+        self.a.sd(t, CTX, OFF_RIP as i32);
+        self.a.li(x, exit::LOOKUP);
+        self.a.sd(x, CTX, OFF_EXIT_REASON as i32);
+        self.a.sd(Reg::ZERO, CTX, OFF_EXIT_ARG as i32);
+        self.a.ld(x, CTX, OFF_EXIT_FN);
+        self.a.i(Op::Jalr, Reg::ZERO, x, 0);
+    }
+
+    fn emit_stubs(&mut self) {
+        let stubs = core::mem::take(&mut self.stubs);
+        let t = regs::T0;
+        for (l, k) in stubs {
+            self.a.bind(l);
+            match k {
+                StubKind::Link { target, site } => {
+                    self.a.li(t, target);
+                    self.a.sd(t, CTX, OFF_RIP as i32);
+                    self.a.li(t, self.base + u64::from(site));
+                    self.a.sd(t, CTX, OFF_EXIT_ARG as i32);
+                    self.a.li(t, exit::LOOKUP);
+                }
+                StubKind::Exit { reason, rip, flags } => {
+                    if let Some((kind, bits)) = flags {
+                        self.a.li(t, kind.word(bits));
+                        self.a.sd(t, CTX, flags::OFF_KIND);
+                    }
+                    self.a.li(t, rip);
+                    self.a.sd(t, CTX, OFF_RIP as i32);
+                    self.a.li(t, reason);
+                }
+            }
+            self.a.sd(t, CTX, OFF_EXIT_REASON as i32);
+            self.a.ld(t, CTX, OFF_EXIT_FN);
+            self.a.i(Op::Jalr, Reg::ZERO, t, 0);
+        }
+    }
+
+    // ---- the instruction switch ----
+
+    fn insn(&mut self, i: &Instruction) -> LResult {
+        use Mnemonic as M;
+        if i.code() == Code::INVALID {
+            return Err(Unsupp);
+        }
+        match i.mnemonic() {
+            M::Mov | M::Movzx | M::Movsx | M::Movsxd | M::Lea | M::Cbw | M::Cwde | M::Cdqe
+            | M::Cwd | M::Cdq | M::Cqo | M::Xchg | M::Bswap | M::Setb | M::Setae | M::Sete
+            | M::Setne | M::Setbe | M::Seta | M::Sets | M::Setns | M::Setp | M::Setnp | M::Setl
+            | M::Setge | M::Setle | M::Setg | M::Seto | M::Setno | M::Cmovb | M::Cmovae
+            | M::Cmove | M::Cmovne | M::Cmovbe | M::Cmova | M::Cmovs | M::Cmovns | M::Cmovp
+            | M::Cmovnp | M::Cmovl | M::Cmovge | M::Cmovle | M::Cmovg | M::Cmovo | M::Cmovno => {
+                self.lower_move(i)
+            }
+            _ => self.lower_other(i),
+        }
+    }
+}
