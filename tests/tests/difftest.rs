@@ -388,3 +388,48 @@ fn harness_detects_wrong_results() {
     assert_eq!(d.len(), 1, "one byte of memory differs: {d:?}");
     assert_eq!(d[0].field, "mem[0x100]");
 }
+
+/// SSE floating-point arithmetic, compares and conversions with MXCSR.DAZ and MXCSR.FTZ set, as
+/// `-ffast-math` programs run (crtfastmath sets them); the inputs include denormals.
+#[test]
+fn sse_daz_ftz() {
+    let fp = |m: Mnemonic| {
+        let n = format!("{m:?}").to_ascii_lowercase();
+        !n.starts_with('p')
+            && !n.starts_with("mov")
+            && !matches!(m, Mnemonic::Andps | Mnemonic::Andnps | Mnemonic::Orps | Mnemonic::Xorps | Mnemonic::Andpd | Mnemonic::Andnpd | Mnemonic::Orpd | Mnemonic::Xorpd)
+            && (n.ends_with("ps") || n.ends_with("pd") || n.ends_with("ss") || n.ends_with("sd") || n.starts_with("cvt"))
+            && !n.starts_with("shuf")
+            && !n.starts_with("unpck")
+            && !n.starts_with("blend")
+    };
+    let f: Vec<Form> = forms(|c| {
+        matches!(
+            c.cpuid_features(),
+            [CpuidFeature::SSE] | [CpuidFeature::SSE2] | [CpuidFeature::SSE3] | [CpuidFeature::SSE4_1]
+        ) && fp(c.mnemonic())
+    })
+    .into_iter()
+    .filter(|f| !f.mem)
+    .map(|f| Form { daz_ftz: true, ..f })
+    .collect();
+    run_family::<B>("sse_daz_ftz", &f);
+}
+
+/// SSE4.2 (string compares, PCMPGTQ, CRC32), when the backend's CPUID advertises it.
+#[test]
+fn sse42() {
+    run_family::<B>("sse42", &sse(CpuidFeature::SSE4_2, |_| true));
+}
+
+/// BMI1/BMI2 GPR instructions (VEX-encoded ANDN, BEXTR, BLSI, BLSMSK, BLSR, BZHI, MULX, PDEP,
+/// PEXT, RORX, SARX, SHLX, SHRX; TZCNT is in `bits`), when advertised.
+#[test]
+fn bmi() {
+    let f = forms(|c| {
+        c.encoding() == iced_x86::EncodingKind::VEX
+            && c.cpuid_features().iter().all(|x| matches!(x, CpuidFeature::BMI1 | CpuidFeature::BMI2))
+    });
+    assert!(f.len() >= 26, "expected the BMI forms, got {}", f.len());
+    run_family::<B>("bmi", &f);
+}

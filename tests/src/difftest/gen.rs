@@ -45,6 +45,8 @@ pub struct Form {
     pub lock: bool,
     /// REP prefix.
     pub rep: Rep,
+    /// Run with MXCSR.DAZ and MXCSR.FTZ set (what `-ffast-math` programs do).
+    pub daz_ftz: bool,
 }
 
 impl Form {
@@ -56,6 +58,9 @@ impl Form {
         }
         if self.lock {
             s.push_str("/lock");
+        }
+        if self.daz_ftz {
+            s.push_str("/daz-ftz");
         }
         match self.rep {
             Rep::None => {}
@@ -149,6 +154,8 @@ fn supported_kind(k: K) -> bool {
             | K::seg_rSI
             | K::es_rDI
             | K::seg_rDI
+            | K::r32_vvvv
+            | K::r64_vvvv
     )
 }
 
@@ -166,7 +173,10 @@ pub fn forms(keep: impl Fn(Code) -> bool) -> Vec<Form> {
     let mut out = Vec::new();
     for code in Code::values() {
         let oc = code.op_code();
-        if !oc.is_instruction() || !oc.mode64() || code.encoding() != EncodingKind::Legacy || oc.is_privileged() {
+        // VEX only for the GPR instructions of BMI1/BMI2 (AVX is not in the CPUID model).
+        let vex_gpr = code.encoding() == EncodingKind::VEX
+            && code.cpuid_features().iter().all(|f| matches!(f, CpuidFeature::BMI1 | CpuidFeature::BMI2));
+        if !oc.is_instruction() || !oc.mode64() || !(code.encoding() == EncodingKind::Legacy || vex_gpr) || oc.is_privileged() {
             continue;
         }
         if !keep(code) {
@@ -183,7 +193,7 @@ pub fn forms(keep: impl Fn(Code) -> bool) -> Vec<Form> {
         let has_rm = kinds.iter().any(|k| is_rm(*k));
         let mem_only = kinds.contains(&K::mem);
         let string = kinds.iter().any(|k| is_string_kind(*k));
-        let base = Form { code, mem: false, has_rm, lock: false, rep: Rep::None };
+        let base = Form { code, mem: false, has_rm, lock: false, rep: Rep::None, daz_ftz: false };
         if string {
             out.push(base);
             if oc.can_use_rep_prefix() {
@@ -220,8 +230,8 @@ fn gpr_width(k: K) -> Option<u32> {
     Some(match k {
         K::r8_or_mem | K::r8_reg | K::r8_opcode | K::al | K::cl => 8,
         K::r16_or_mem | K::r16_reg | K::r16_rm | K::r16_opcode | K::ax => 16,
-        K::r32_or_mem | K::r32_reg | K::r32_rm | K::r32_opcode | K::eax => 32,
-        K::r64_or_mem | K::r64_reg | K::r64_rm | K::r64_opcode | K::rax => 64,
+        K::r32_or_mem | K::r32_reg | K::r32_rm | K::r32_opcode | K::r32_vvvv | K::eax => 32,
+        K::r64_or_mem | K::r64_reg | K::r64_rm | K::r64_opcode | K::r64_vvvv | K::rax => 64,
         _ => return None,
     })
 }
@@ -931,6 +941,13 @@ fn string_fixup(form: &Form, case: &mut Case, rng: &mut Rng) {
     };
     case.regs.gpr[6] = start(STR_SRC, rng);
     case.regs.gpr[7] = start(STR_DST, rng);
+    if matches!(m, Mnemonic::Movsb | Mnemonic::Movsw | Mnemonic::Movsd | Mnemonic::Movsq) && rng.one_in(4) {
+        // Overlapping source and destination: REP MOVS copies element by element, so a
+        // translation into a block copy must honour the overlap (up to 64 bytes either way stays
+        // in the window).
+        let delta = (rng.below(129) as i64 - 64) as u64;
+        case.regs.gpr[7] = case.regs.gpr[6].wrapping_add(delta);
+    }
     // Buffers that make REPE/REPNE run for a while: a copy with one difference, or a run of the
     // accumulator's value with one different element.
     let mut src = vec![0u8; STR_LEN as usize];
@@ -1007,6 +1024,12 @@ fn expectation(form: &Form, insn: &Instruction, case: &Case) -> Expect {
             mk
         };
     }
+    if matches!(m, Mnemonic::Rcpps | Mnemonic::Rcpss | Mnemonic::Rsqrtps | Mnemonic::Rsqrtss) {
+        // "The relative error for this approximation is |Relative Error| ≤ 1.5 ∗ 2^−12" (SDM vol.
+        // 2B, RCPPS/RSQRTPS): the exact bits are the implementation's.
+        let lanes = if matches!(m, Mnemonic::Rcpps | Mnemonic::Rsqrtps) { 4 } else { 1 };
+        ex.approx_f32 = Some((insn.op_register(0) as usize - Register::XMM0 as usize, lanes));
+    }
     if matches!(m, Mnemonic::Bsf | Mnemonic::Bsr) {
         // "If the content of the source operand is 0, the content of the destination operand is
         // undefined" (SDM vol. 2A, BSF/BSR).
@@ -1064,6 +1087,10 @@ pub fn make_case(form: &Form, slot: u8, seed: u64) -> Result<(Case, Expect, Stri
     let mut last = String::new();
     for _ in 0..64 {
         let mut case = Case { slot, code: Vec::new(), regs: random_regs(&mut rng, slot, elem), mem_seed: rng.next_u64(), patches: Vec::new() };
+        if form.daz_ftz {
+            // DAZ (bit 6) and FTZ (bit 15).
+            case.regs.mxcsr |= 0x8040;
+        }
         let Some(mut b) = build(form, &mut rng, &mut case.regs, slot) else {
             return Err(GenError(format!("{}: operand kinds not supported", form.name())));
         };

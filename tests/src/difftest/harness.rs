@@ -367,7 +367,11 @@ fn run_family_inner<B: Backend>(family: &str, forms: &[Group<'_>]) -> Result<Sum
     let mut meta: Vec<(usize, u64, u64, Expect, String)> = Vec::new();
     let mut failures: BTreeMap<usize, Vec<Failure>> = BTreeMap::new();
     let mut run_forms = Vec::new();
+    let list = std::env::var_os("DIFFTEST_LIST").is_some();
     for (fi, form) in forms.iter().enumerate() {
+        if list {
+            println!("difftest {family}: form {}", form.name);
+        }
         match form.needs {
             Some(need) if features.contains(need) => {}
             _ => {

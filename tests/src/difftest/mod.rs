@@ -177,6 +177,9 @@ pub struct Expect {
     /// 128 bytes below RSP; what lies further down may be overwritten at any time (signal
     /// handlers), and a translator may use it at block exits.
     pub stack: Option<(u64, u64)>,
+    /// (XMM register, lanes): the low `lanes` f32 lanes hold hardware approximations (RCP, RSQRT)
+    /// and are compared within the SDM's error bound instead of bit for bit.
+    pub approx_f32: Option<(usize, usize)>,
 }
 
 /// Bytes below the red zone that a translator may use as scratch.
@@ -185,7 +188,7 @@ pub const STACK_SCRATCH: u64 = 256;
 impl Default for Expect {
     fn default() -> Self {
         use translator::cpu::flags;
-        Expect { flag_mask: flags::STATUS | flags::DF, gpr_mask: [u64::MAX; 16], stack: None }
+        Expect { flag_mask: flags::STATUS | flags::DF, gpr_mask: [u64::MAX; 16], stack: None, approx_f32: None }
     }
 }
 
@@ -248,6 +251,16 @@ pub fn compare(native: &Outcome, tr: &Outcome, ex: &Expect) -> Vec<Difference> {
     }
     for i in 0..16 {
         let (n, t) = (native.regs.xmm[i], tr.regs.xmm[i]);
+        if let Some((r, lanes)) = ex.approx_f32.filter(|(r, _)| *r == i) {
+            if !approx_equal(n, t, lanes) {
+                push(
+                    format!("xmm{r} (approximation, {lanes} lanes)"),
+                    format!("{:016x}_{:016x}", n[1], n[0]),
+                    format!("{:016x}_{:016x}", t[1], t[0]),
+                );
+            }
+            continue;
+        }
         if n != t {
             push(format!("xmm{i}"), format!("{:016x}_{:016x}", n[1], n[0]), format!("{:016x}_{:016x}", t[1], t[0]));
         }
@@ -282,6 +295,23 @@ pub fn compare(native: &Outcome, tr: &Outcome, ex: &Expect) -> Vec<Difference> {
         push("memory outside the window".into(), "untouched".into(), "written".into());
     }
     d
+}
+
+/// Whether two RCP/RSQRT results agree: lanes below `lanes` within twice the SDM's bound of the
+/// exact value (each may be off by 1.5 * 2^-12 relative), equal bits for specials and upper lanes.
+fn approx_equal(a: [u64; 2], b: [u64; 2], lanes: usize) -> bool {
+    let lane = |x: [u64; 2], i: usize| (x[i / 2] >> (32 * (i % 2))) as u32;
+    (0..4).all(|i| {
+        let (x, y) = (lane(a, i), lane(b, i));
+        if i >= lanes || x == y {
+            return x == y;
+        }
+        let (fx, fy) = (f32::from_bits(x), f32::from_bits(y));
+        if !fx.is_normal() || !fy.is_normal() || fx.is_sign_negative() != fy.is_sign_negative() {
+            return false;
+        }
+        ((fx - fy) / fx).abs() <= 3.0 * (2.0f32).powi(-12)
+    })
 }
 
 /// The input registers of a case, for messages.
