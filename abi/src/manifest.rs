@@ -501,6 +501,7 @@ impl fmt::Display for Manifest {
 /// The outcome of checking a manifest against a host library's dynamic symbols.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Report {
+    pub soname: String,
     /// Bridgeable records (not excluded) whose symbol the host library does not export: each is
     /// listed once and left to emulation.
     pub missing: Vec<String>,
@@ -515,7 +516,7 @@ pub struct Report {
 /// is never a failure.
 pub fn check_against_exports(m: &Manifest, exports: &[&str]) -> Report {
     let host: std::collections::HashSet<&str> = exports.iter().map(|e| e.split('@').next().unwrap_or(e)).collect();
-    let mut r = Report::default();
+    let mut r = Report { soname: m.soname.clone(), ..Report::default() };
     for rec in &m.records {
         if matches!(rec.kind, Kind::Field(_)) {
             continue;
@@ -529,6 +530,17 @@ pub fn check_against_exports(m: &Manifest, exports: &[&str]) -> Report {
         }
     }
     r
+}
+
+impl fmt::Display for Report {
+    /// One line: what is bridged, and each missing symbol named once.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {} bridged, {} excluded by the manifest", self.soname, self.bridged, self.excluded)?;
+        if !self.missing.is_empty() {
+            write!(f, "; the host library lacks {} (left to emulation): {}", self.missing.len(), self.missing.join(", "))?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -600,5 +612,6 @@ data zlib_flag@@ZLIB_1.2.0 4 pass   # default version
         assert_eq!(r.missing, vec!["gzprintf".to_owned()]);
         assert_eq!(r.bridged, 3);
         assert_eq!(r.excluded, 1);
+        assert_eq!(r.to_string(), "libz.so.1: 3 bridged, 1 excluded by the manifest; the host library lacks 1 (left to emulation): gzprintf");
     }
 }

@@ -678,6 +678,16 @@ mod tests {
     }
 
     #[test]
+    fn printf_plan_from_the_format_string() {
+        let var = crate::format::printf_args(b"%s=%.3f (%ld)\n").expect("format");
+        let p = plan("(p,...printf1)->i32", &var);
+        assert_eq!(
+            p.args,
+            vec![mv(g(7), x(10), Ext::Copy64), mv(g(6), x(11), Ext::Copy64), mv(xmm(0, 0), x(12), Ext::Copy64), mv(g(2), x(13), Ext::Copy64)]
+        );
+    }
+
+    #[test]
     fn fp_registers_exhausted_fall_back_to_integer_registers() {
         let p = plan("(f64,f64,f64,f64,f64,f64,f64,f64,f64)->v", &[]);
         assert_eq!(p.args[7], mv(xmm(7, 0), f(17), Ext::F64));
