@@ -375,12 +375,16 @@ pub fn fault(cpu: &mut CpuState, p: &mut Process, sig: i32, code: i32, addr: u64
     deliver(cpu, p, s, &info, what, addr);
 }
 
+/// The signal frame `rt_sigreturn` found is not readable guest memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadFrame;
+
 /// `rt_sigreturn`: the frame is at RSP - 8 (the handler's `ret` popped `pretcode`).
-pub fn sigreturn(cpu: &mut CpuState, p: &Process) -> Result<(), ()> {
+pub fn sigreturn(cpu: &mut CpuState, p: &Process) -> Result<(), BadFrame> {
     let at = cpu.get(Gpr::Rsp).wrapping_sub(8);
     let m = p.mem.borrow();
     if !m.allows(at, at + frame::SIZE, crate::mem::PROT_READ) {
-        return Err(());
+        return Err(BadFrame);
     }
     let mut f = vec![0u8; frame::SIZE as usize];
     // SAFETY: guest-readable memory checked above.

@@ -1,5 +1,6 @@
 //! Malformed-ELF regression files (made by `ld-nc/tools/gen_bad_elf.py`): each must be refused with
 //! one clear message naming the file and the problem.
+#![allow(clippy::expect_used, clippy::panic, reason = "tests fail loudly")]
 
 use std::path::PathBuf;
 

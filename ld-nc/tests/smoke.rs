@@ -4,6 +4,7 @@
 //!
 //! Guests are built at test time with the host's x86_64 `gcc`/`musl-gcc`. In a riscv64 test build
 //! (run under qemu-user) ld-nc is itself started through `qemu-riscv64`.
+#![allow(clippy::expect_used, clippy::panic, reason = "tests fail loudly")]
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};

@@ -270,7 +270,7 @@ pub fn parse(bytes: &[u8]) -> Result<Image, ElfError> {
     }
     let file_len = bytes.len() as u64;
     let table_len = (phnum * SIZEOF_PHDR) as u64;
-    let end = h.e_phoff.checked_add(table_len).unwrap_or(u64::MAX);
+    let end = h.e_phoff.saturating_add(table_len);
     if end > file_len {
         return Err(ElfError::PhdrsOutsideFile { phoff: h.e_phoff, end, file_len });
     }
@@ -292,7 +292,7 @@ pub fn parse(bytes: &[u8]) -> Result<Image, ElfError> {
                 if p.p_filesz > p.p_memsz {
                     return Err(ElfError::FileszExceedsMemsz { index });
                 }
-                if p.p_offset.checked_add(p.p_filesz).map_or(true, |e| e > file_len) {
+                if p.p_offset.saturating_add(p.p_filesz) > file_len {
                     return Err(ElfError::SegmentOutsideFile { index });
                 }
                 if p.p_align > 1
@@ -301,7 +301,7 @@ pub fn parse(bytes: &[u8]) -> Result<Image, ElfError> {
                 {
                     return Err(ElfError::BadAlign { index });
                 }
-                if p.p_vaddr.checked_add(p.p_memsz).map_or(true, |e| e > USER_TOP) {
+                if p.p_vaddr.saturating_add(p.p_memsz) > USER_TOP {
                     return Err(ElfError::BadAddress { index });
                 }
                 if p.p_memsz == 0 {

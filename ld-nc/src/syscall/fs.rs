@@ -218,6 +218,7 @@ fn poll(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
     hs(SYS_ppoll, &[a[0], a[1], &ts as *const _ as u64, 0, 8])
 }
 
+#[allow(clippy::unnecessary_cast, reason = "time_t and c_long differ between hosts in principle")]
 fn select(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
     // pselect6 takes a timespec; Linux select writes the time left back into the timeval.
     let tvp = a[4];
@@ -245,7 +246,7 @@ fn ppoll(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
 
 fn pselect6(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
     // The sixth argument points at {sigset pointer, size}; a temporary mask if the pointer is set.
-    let has_mask = a[5] != 0 && sys.read_u64(a[5]).map_or(false, |p| p != 0);
+    let has_mask = a[5] != 0 && sys.read_u64(a[5]).is_ok_and(|p| p != 0);
     super::with_temp_mask(sys, SYS_pselect6, &a, has_mask)
 }
 

@@ -29,6 +29,7 @@ fn get4(b: &[u8], off: usize) -> u32 {
 }
 
 /// The x86_64 `struct stat` for a host one.
+#[allow(clippy::unnecessary_cast, reason = "the host field types differ between x86_64 and riscv64")]
 pub fn stat_to_x86(st: &libc::stat) -> [u8; X86_STAT_SIZE] {
     let mut b = [0u8; X86_STAT_SIZE];
     put(&mut b, 0, &(st.st_dev as u64).to_le_bytes());

@@ -38,6 +38,7 @@ pub const CUSTOM: &[(u32, Handler)] = &[(x86::UNAME, uname)];
 /// Length of each `struct utsname` field.
 const UTS_LEN: usize = 65;
 
+#[allow(clippy::unnecessary_cast, reason = "c_char is i8 on x86_64 and u8 on riscv64")]
 fn uname(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
     // SAFETY: all-zero is a valid utsname.
     let mut u: libc::utsname = unsafe { core::mem::zeroed() };

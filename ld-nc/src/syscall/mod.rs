@@ -118,8 +118,11 @@ pub fn host_number(nr: u32) -> Option<i64> {
     }
 }
 
-/// All family tables: `(family, pass-through, custom)`.
-pub fn families() -> [(&'static str, &'static [(u32, u8)], &'static [(u32, Handler)]); 7] {
+/// One family's tables: `(name, pass-through by arity, custom handlers)`.
+pub type Family = (&'static str, &'static [(u32, u8)], &'static [(u32, Handler)]);
+
+/// All family tables.
+pub fn families() -> [Family; 7] {
     [
         ("fs", fs::PASS, fs::CUSTOM),
         ("mm", mm::PASS, mm::CUSTOM),
@@ -260,6 +263,61 @@ pub unsafe fn guest_cstr(p: u64, max: usize) -> Option<Vec<u8>> {
     None
 }
 
+impl Sys<'_> {
+    /// Copy `data` to guest memory at `addr`, which must be guest-writable (else `EFAULT`).
+    pub fn write_guest(&self, addr: u64, data: &[u8]) -> Result<(), SysRet> {
+        let end = addr.checked_add(data.len() as u64).ok_or(err(libc::EFAULT))?;
+        if !self.proc.mem.borrow().allows(addr, end, crate::mem::PROT_WRITE) {
+            return Err(err(libc::EFAULT));
+        }
+        // SAFETY: `[addr, end)` is recorded guest memory with guest PROT_WRITE, which is host
+        // writable at its identity address.
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), addr as *mut u8, data.len()) };
+        Ok(())
+    }
+
+    /// Copy `len` bytes of guest memory at `addr`, which must be guest-readable (else `EFAULT`).
+    pub fn read_guest(&self, addr: u64, len: usize) -> Result<Vec<u8>, SysRet> {
+        let end = addr.checked_add(len as u64).ok_or(err(libc::EFAULT))?;
+        if !self.proc.mem.borrow().allows(addr, end, crate::mem::PROT_READ) {
+            return Err(err(libc::EFAULT));
+        }
+        let mut v = vec![0u8; len];
+        // SAFETY: `[addr, end)` is recorded guest memory with guest PROT_READ, host readable.
+        unsafe { core::ptr::copy_nonoverlapping(addr as *const u8, v.as_mut_ptr(), len) };
+        Ok(v)
+    }
+
+    /// Read a little-endian u64 from guest memory.
+    pub fn read_u64(&self, addr: u64) -> Result<u64, SysRet> {
+        let b = self.read_guest(addr, 8)?;
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b);
+        Ok(u64::from_le_bytes(w))
+    }
+}
+
+/// Call host syscall `nr` with up to six arguments.
+pub fn hs(nr: libc::c_long, args: &[u64]) -> SysRet {
+    let mut a = [0u64; 6];
+    a[..args.len()].copy_from_slice(args);
+    SysRet::Ret(host(nr, a))
+}
+
+/// `AT_FDCWD` as a syscall argument.
+pub const AT_FDCWD: u64 = libc::AT_FDCWD as i64 as u64;
+
+/// Unwrap a `Result<T, SysRet>` in a handler.
+#[macro_export]
+macro_rules! tri {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(r) => return r,
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,59 +402,4 @@ mod tests {
             assert!(matches!(t.get(u64::from(e.1)), Some(Entry::Custom(_))), "{n}");
         }
     }
-}
-
-impl Sys<'_> {
-    /// Copy `data` to guest memory at `addr`, which must be guest-writable (else `EFAULT`).
-    pub fn write_guest(&self, addr: u64, data: &[u8]) -> Result<(), SysRet> {
-        let end = addr.checked_add(data.len() as u64).ok_or(err(libc::EFAULT))?;
-        if !self.proc.mem.borrow().allows(addr, end, crate::mem::PROT_WRITE) {
-            return Err(err(libc::EFAULT));
-        }
-        // SAFETY: `[addr, end)` is recorded guest memory with guest PROT_WRITE, which is host
-        // writable at its identity address.
-        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), addr as *mut u8, data.len()) };
-        Ok(())
-    }
-
-    /// Copy `len` bytes of guest memory at `addr`, which must be guest-readable (else `EFAULT`).
-    pub fn read_guest(&self, addr: u64, len: usize) -> Result<Vec<u8>, SysRet> {
-        let end = addr.checked_add(len as u64).ok_or(err(libc::EFAULT))?;
-        if !self.proc.mem.borrow().allows(addr, end, crate::mem::PROT_READ) {
-            return Err(err(libc::EFAULT));
-        }
-        let mut v = vec![0u8; len];
-        // SAFETY: `[addr, end)` is recorded guest memory with guest PROT_READ, host readable.
-        unsafe { core::ptr::copy_nonoverlapping(addr as *const u8, v.as_mut_ptr(), len) };
-        Ok(v)
-    }
-
-    /// Read a little-endian u64 from guest memory.
-    pub fn read_u64(&self, addr: u64) -> Result<u64, SysRet> {
-        let b = self.read_guest(addr, 8)?;
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&b);
-        Ok(u64::from_le_bytes(w))
-    }
-}
-
-/// Call host syscall `nr` with up to six arguments.
-pub fn hs(nr: libc::c_long, args: &[u64]) -> SysRet {
-    let mut a = [0u64; 6];
-    a[..args.len()].copy_from_slice(args);
-    SysRet::Ret(host(i64::from(nr), a))
-}
-
-/// `AT_FDCWD` as a syscall argument.
-pub const AT_FDCWD: u64 = libc::AT_FDCWD as i64 as u64;
-
-/// Unwrap a `Result<T, SysRet>` in a handler.
-#[macro_export]
-macro_rules! tri {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(r) => return r,
-        }
-    };
 }

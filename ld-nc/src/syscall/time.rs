@@ -36,7 +36,7 @@ fn time(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
     if r != SysRet::Ret(0) {
         return r;
     }
-    let t = ts.tv_sec as i64;
+    let t: i64 = ts.tv_sec;
     if a[0] != 0 {
         tri!(sys.write_guest(a[0], &t.to_le_bytes()));
     }
@@ -61,7 +61,7 @@ fn alarm(_: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
             return r;
         }
     }
-    let mut left = old.it_value.tv_sec as i64;
+    let mut left: i64 = old.it_value.tv_sec;
     if old.it_value.tv_usec >= 500_000 || (left == 0 && old.it_value.tv_usec > 0) {
         left += 1;
     }
