@@ -43,6 +43,21 @@ fn checked_in_manifests_read_back() {
     }
 }
 
+#[test]
+fn overrides_apply_to_their_manifests() {
+    let ov_dir = dir("../sysroot/overrides");
+    let overrides = files(&ov_dir, "override");
+    assert!(!overrides.is_empty());
+    for ov in overrides {
+        let o = Manifest::load(&ov).unwrap_or_else(|e| panic!("{e}"));
+        let mut m = Manifest::load(&dir("../sysroot/manifests").join(format!("{}.manifest", o.soname))).unwrap_or_else(|e| panic!("{e}"));
+        m.apply_overrides(&o).unwrap_or_else(|e| panic!("{e}"));
+        for r in &o.records {
+            assert_eq!(m.get(&r.name).map(|x| &x.class), Some(&r.class));
+        }
+    }
+}
+
 /// A small deterministic generator (xorshift), so the sweep needs no dependency.
 struct Rng(u64);
 impl Rng {
