@@ -142,21 +142,24 @@ pub fn setup(cfg: &Config, env: Vec<(OsString, OsString)>) -> Result<Guest, Stri
 }
 
 /// Run the guest until it exits; returns its exit status.
-pub fn run<B: Backend>(guest: &mut Guest, prog: &std::path::Path) -> Result<i32, String> {
+pub fn run<B: Backend>(guest: &mut Guest) -> Result<i32, String> {
     let mut tr = Translator::<B>::new(Box::new(MapSource(guest.proc.mem.clone())))
         .map_err(|e| e.to_string())?;
     crate::smc::install(tr.smc())?;
-    let table = syscall::Table::new();
-    let ctx = &mut guest.ctx;
-    let proc = &mut guest.proc;
+    Ok(run_loop(&mut tr, &mut guest.ctx, &mut guest.proc))
+}
+
+/// Alternate between translated code and the runtime until the guest exits; its exit status.
+pub fn run_loop<B: Backend>(tr: &mut Translator<B>, ctx: &mut ThreadCtx, proc: &mut Process) -> i32 {
+    let table = syscall::table();
     loop {
         // SAFETY: the guest's memory is laid out in this process as `proc.mem` records, and the
         // context belongs to this guest.
         let exit = unsafe { tr.run(ctx) };
         match exit {
             Exit::Syscall => {
-                let mut sys = Sys { cpu: &mut ctx.cpu, proc, code: &mut tr };
-                match syscall::dispatch(&table, &mut sys) {
+                let mut sys = Sys { cpu: &mut ctx.cpu, proc, code: tr };
+                match syscall::dispatch(table, &mut sys) {
                     SysRet::Ret(v) => {
                         ctx.cpu.set(Gpr::Rax, v as u64);
                         // What the `syscall` instruction itself leaves behind.
@@ -164,7 +167,7 @@ pub fn run<B: Backend>(guest: &mut Guest, prog: &std::path::Path) -> Result<i32,
                         ctx.cpu.set(Gpr::R11, ctx.cpu.rflags);
                     }
                     SysRet::Restored => {}
-                    SysRet::Exit(code) => return Ok(code),
+                    SysRet::Exit(code) => return code,
                 }
             }
             Exit::Breakpoint => signals::fault(&mut ctx.cpu, proc, libc::SIGTRAP, 0x80, 0, "int3"),
@@ -182,13 +185,14 @@ pub fn run<B: Backend>(guest: &mut Guest, prog: &std::path::Path) -> Result<i32,
             }
             Exit::NotExecutable => {
                 let at = ctx.cpu.rip;
-                let mapped = !proc.mem.borrow().gaps(at, at + 1).is_empty();
-                let code = if mapped { 1 } else { 2 };
+                let unmapped = !proc.mem.borrow().gaps(at, at + 1).is_empty();
+                // SEGV_MAPERR for no mapping, SEGV_ACCERR for a mapping without PROT_EXEC.
+                let code = if unmapped { 1 } else { 2 };
                 signals::fault(&mut ctx.cpu, proc, libc::SIGSEGV, code, at, "jump to non-executable memory")
             }
             Exit::Unsupported(u) => {
-                eprintln!("ld-nc: {}: {u}", prog.display());
-                return Ok(EXIT_UNSUPPORTED);
+                eprintln!("ld-nc: {}: {u}", proc.guest_exe.display());
+                return EXIT_UNSUPPORTED;
             }
         }
         signals::deliver_pending(&mut ctx.cpu, proc);
@@ -218,7 +222,7 @@ pub fn main<B: Backend>() -> ! {
             std::process::exit(127)
         }
     };
-    match run::<B>(&mut guest, &cfg.prog) {
+    match run::<B>(&mut guest) {
         Ok(code) => {
             // SAFETY: _exit ends the process without running host atexit handlers; the guest
             // wrote its own output with raw syscalls.
