@@ -1,11 +1,11 @@
 //! The hand-written host routines generated code relies on: entering the code cache from Rust,
-//! leaving it for the dispatcher, and the shared indirect-branch lookup. They are reached from
+//! leaving it for the dispatcher, and the miss path of the inline indirect-branch lookups. They are reached from
 //! generated code through slots in the thread context (`jmp qword ptr gs:[slot]`), so the cache can
 //! be anywhere in the address space.
 
 use super::regs::*;
 use crate::cpu::{OFF_FS_BASE, OFF_GPR, OFF_MXCSR, OFF_RFLAGS, OFF_RIP, OFF_XMM};
-use crate::ctx::{exit, OFF_EXIT_ARG, OFF_EXIT_REASON, OFF_LOOKUP};
+use crate::ctx::{exit, OFF_EXIT_ARG, OFF_EXIT_REASON};
 
 core::arch::global_asm!(
     ".pushsection .text.ldnc_x86_enter,\"ax\",@progbits",
@@ -28,8 +28,8 @@ core::arch::global_asm!(
     "mov [rdi + {target}], rsi",
     "lea rax, [rip + ldnc_x86_exit]",
     "mov [rdi + {slot_exit}], rax",
-    "lea rax, [rip + ldnc_x86_lookup]",
-    "mov [rdi + {slot_lookup}], rax",
+    "lea rax, [rip + ldnc_x86_lookup_miss]",
+    "mov [rdi + {slot_miss}], rax",
     "mov rax, {magic}",
     "mov [rdi + {slot_magic}], rax",
     "mov rax, [rdi + {fs}]",
@@ -136,52 +136,28 @@ core::arch::global_asm!(
     "ret",
     ".size ldnc_x86_exit, . - ldnc_x86_exit",
     "",
-    // Indirect-branch lookup. In: RCX = guest target, guest RCX in S_RCX. Flags are preserved
-    // with LAHF/SETO (cheaper than PUSHFQ/POPFQ, and needs no stack).
-    ".globl ldnc_x86_lookup",
-    ".type ldnc_x86_lookup,@function",
+    // Lookup miss, reached from the inline lookups: RDX = guest target, guest RAX/RCX/RDX in their
+    // scratch slots, flags untouched.
+    ".globl ldnc_x86_lookup_miss",
+    ".type ldnc_x86_lookup_miss,@function",
     ".p2align 4",
-    "ldnc_x86_lookup:",
-    "mov gs:[{s_rax}], rax",
-    "mov gs:[{s_rdx}], rdx",
-    "lahf",
-    "seto al",
-    "mov gs:[{s_flags}], rax",
-    // index = target & 0xffff (LOOKUP_ENTRIES), 16-byte entries.
-    "movzx edx, cx",
-    "shl edx, 4",
-    "add rdx, gs:[{lookup}]",
-    "cmp rcx, [rdx]",
-    "jne 2f",
-    "mov rdx, [rdx + 8]",
-    "mov gs:[{s_target}], rdx",
-    "mov rax, gs:[{s_flags}]",
-    "add al, 0x7f",
-    "sahf",
-    "mov rax, gs:[{s_rax}]",
-    "mov rdx, gs:[{s_rdx}]",
+    "ldnc_x86_lookup_miss:",
+    "mov gs:[{rip}], rdx",
     "mov rcx, gs:[{s_rcx}]",
-    "jmp qword ptr gs:[{s_target}]",
-    "2:",
-    "mov gs:[{rip}], rcx",
-    "mov rax, gs:[{s_flags}]",
-    "add al, 0x7f",
-    "sahf",
     "mov rdx, gs:[{s_rdx}]",
-    "mov rcx, gs:[{s_rcx}]",
     "mov qword ptr gs:[{exit_arg}], 0",
     "mov qword ptr gs:[{exit_reason}], {lookup_exit}",
     "mov rax, gs:[{s_rax}]",
     "mov gs:[{gpr}], rax",
     "jmp ldnc_x86_exit",
-    ".size ldnc_x86_lookup, . - ldnc_x86_lookup",
+    ".size ldnc_x86_lookup_miss, . - ldnc_x86_lookup_miss",
     ".popsection",
     host_sp = const SLOT_HOST_SP,
     host_fs = const SLOT_HOST_FS,
     host_gs = const SLOT_HOST_GS,
     target = const SLOT_TARGET,
     slot_exit = const SLOT_EXIT,
-    slot_lookup = const SLOT_LOOKUP,
+    slot_miss = const SLOT_MISS,
     slot_magic = const SLOT_MAGIC,
     magic = const MAGIC,
     fs = const OFF_FS_BASE,
@@ -193,9 +169,6 @@ core::arch::global_asm!(
     s_rax = const S_RAX,
     s_rcx = const S_RCX,
     s_rdx = const S_RDX,
-    s_flags = const S_FLAGS,
-    s_target = const S_TARGET,
-    lookup = const OFF_LOOKUP,
     exit_arg = const OFF_EXIT_ARG,
     exit_reason = const OFF_EXIT_REASON,
     lookup_exit = const exit::LOOKUP,

@@ -54,7 +54,10 @@ impl<'a> Asm<'a> {
     /// Encode `insn` at the current address.
     pub fn insn(&mut self, insn: &Instruction) -> Result<(), TranslateError> {
         let ip = self.ip();
-        self.enc.encode(insn, ip).map_err(|_| TranslateError::TooLarge)?;
+        if let Err(e) = self.enc.encode(insn, ip) {
+            log::error!(target: "translator", "x86_64 backend cannot encode {insn:?}: {e}");
+            return Err(TranslateError::TooLarge);
+        }
         let bytes = self.enc.take_buffer();
         self.out.extend_from_slice(&bytes);
         Ok(())
@@ -127,6 +130,11 @@ impl<'a> Asm<'a> {
         self.raw(&[0x0f, 0x80 | (cc & 15)]);
         self.raw(&rel.to_le_bytes());
         Ok(())
+    }
+
+    /// Overwrite one byte at block offset `at`.
+    pub fn patch_u8(&mut self, at: usize, v: u8) {
+        self.out[self.start + at] = v;
     }
 
     /// Overwrite a previously emitted rel32 jump at block offset `at` (opcode length `oplen`) so it

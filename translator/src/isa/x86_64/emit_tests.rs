@@ -36,8 +36,10 @@ fn plain_instructions_are_copied_verbatim() {
     let (text, _, _) = translate(&CODE);
     assert_eq!(text[0], "add rax,rbx");
     assert_eq!(text[1], "imul ecx,edx");
-    // ret: spill RCX, pop the target, go to the lookup routine.
-    assert_eq!(text[2], "mov gs:[0x200],rcx".replace("0x200", &format!("{:X}h", S_RCX)));
+    // ret: spill RDX, pop the target into it, look it up inline.
+    assert_eq!(text[2], format!("mov gs:[{:X}h],rdx", S_RDX));
+    assert_eq!(text[3], "pop rdx");
+    assert!(text.iter().any(|t| t.starts_with("jrcxz")), "{text:?}");
 }
 
 #[test]
@@ -146,4 +148,23 @@ fn indirect_call_through_register_and_lookup_hit() {
     let (e, ctx) = run(&CODE, |_| {});
     assert_eq!(e, Exit::Breakpoint);
     assert_eq!(ctx.cpu.get(crate::Gpr::Rbx), 2);
+}
+
+#[test]
+fn flags_survive_indirect_branch_hits_and_misses() {
+    // lea rdx,[rip+f]; stc; call rdx; setc bl; clc; call rdx; setc cl; int3; f: ret
+    static CODE: [u8; 22] = [
+        0x48, 0x8d, 0x15, 0x0d, 0x00, 0x00, 0x00, // lea rdx,[rip+13] -> f
+        0xf9, 0xff, 0xd2, 0x0f, 0x92, 0xc3, // stc; call rdx; setc bl
+        0xf8, 0xff, 0xd2, 0x0f, 0x92, 0xc1, // clc; call rdx; setc cl
+        0xcc, 0xc3, 0x90, // int3; f: ret
+    ];
+    let (e, ctx) = run(&CODE, |c| {
+        c.cpu.set(crate::Gpr::Rbx, 0x100);
+        c.cpu.set(crate::Gpr::Rcx, 0x1ff);
+    });
+    assert_eq!(e, Exit::Breakpoint);
+    assert_eq!(ctx.cpu.get(crate::Gpr::Rbx), 0x101);
+    assert_eq!(ctx.cpu.get(crate::Gpr::Rcx), 0x100);
+    assert_eq!(ctx.cpu.get(crate::Gpr::Rdx), CODE.as_ptr() as u64 + 20);
 }

@@ -159,6 +159,45 @@ fn emit_exit_stub(a: &mut Asm<'_>, rip: u64, reason: u64, arg: u64) -> Result<()
     a.jmp_gs(SLOT_EXIT)
 }
 
+/// The indirect-branch lookup inlined at each site (its own indirect jump gives the host's branch
+/// predictor one entry per guest site instead of one shared jump). In: RDX = guest target, guest
+/// RDX in `S_RDX`. It touches no flags: the match test is `lea rcx, [~guest + target + 1]`
+/// (zero iff equal) and `jrcxz`, so nothing has to save and restore RFLAGS on the hot path.
+fn emit_inline_lookup(a: &mut Asm<'_>) -> Result<(), TranslateError> {
+    use crate::ctx::OFF_LOOKUP;
+    let e = |r: Result<Instruction, iced_x86::IcedError>| r.map_err(|_| TranslateError::TooLarge);
+    a.store_gs(S_RCX, Register::RCX)?;
+    a.store_gs(S_RAX, Register::RAX)?;
+    // index = target & 0xffff (LOOKUP_ENTRIES); entries are 16 bytes.
+    a.insn(&e(Instruction::with2(Code::Movzx_r32_rm16, Register::ECX, Register::DX))?)?;
+    a.insn(&e(Instruction::with2(Code::Lea_r64_m, Register::RCX, MemoryOperand::with_base_index(Register::RCX, Register::RCX)))?)?;
+    a.load_gs(Register::RAX, OFF_LOOKUP)?;
+    a.insn(&e(Instruction::with2(
+        Code::Lea_r64_m,
+        Register::RAX,
+        MemoryOperand::new(Register::RAX, Register::RCX, 8, 0, 0, false, Register::None),
+    ))?)?;
+    a.insn(&e(Instruction::with2(Code::Mov_r64_rm64, Register::RCX, MemoryOperand::with_base(Register::RAX)))?)?;
+    a.insn(&e(Instruction::with1(Code::Not_rm64, Register::RCX))?)?;
+    a.insn(&e(Instruction::with2(
+        Code::Lea_r64_m,
+        Register::RCX,
+        MemoryOperand::new(Register::RCX, Register::RDX, 1, 1, 1, false, Register::None),
+    ))?)?;
+    // jrcxz over the miss jump (rel8 patched once its length is known).
+    a.raw(&[0xe3, 0]);
+    let rel_at = a.len() - 1;
+    a.jmp_gs(SLOT_MISS)?;
+    let skip = u8::try_from(a.len() - rel_at - 1).map_err(|_| TranslateError::TooLarge)?;
+    a.patch_u8(rel_at, skip);
+    a.insn(&e(Instruction::with2(Code::Mov_r64_rm64, Register::RAX, MemoryOperand::with_base_displ(Register::RAX, 8)))?)?;
+    a.store_gs(S_TARGET, Register::RAX)?;
+    a.load_gs(Register::RAX, S_RAX)?;
+    a.load_gs(Register::RCX, S_RCX)?;
+    a.load_gs(Register::RDX, S_RDX)?;
+    a.jmp_gs(S_TARGET)
+}
+
 impl X86Backend {
     /// Translate a control transfer or an instruction that must leave the cache. Returns
     /// `Some(true)` if it ends the block, `Some(false)` if it was handled inline, `None` if the
@@ -248,15 +287,15 @@ impl X86Backend {
                     exit_now(a, here, exit::UNSUPPORTED, false)?;
                     return Ok(Some(true));
                 }
-                a.store_gs(S_RCX, Register::RCX)?;
-                // Compute the target into RCX with the operand as the guest wrote it (RCX still
+                a.store_gs(S_RDX, Register::RDX)?;
+                // Compute the target into RDX with the operand as the guest wrote it (RDX still
                 // holds the guest value here, and RSP is not yet moved by a push).
                 if i.op0_kind() == OpKind::Register {
-                    a.insn(&Instruction::with2(Code::Mov_r64_rm64, Register::RCX, i.op0_register()).map_err(|_| TranslateError::TooLarge)?)?;
+                    a.insn(&Instruction::with2(Code::Mov_r64_rm64, Register::RDX, i.op0_register()).map_err(|_| TranslateError::TooLarge)?)?;
                 } else if i.is_ip_rel_memory_operand() {
-                    a.mov_imm64(Register::RCX, i.ip_rel_memory_address())?;
-                    let m = MemoryOperand::with_base(Register::RCX);
-                    a.insn(&Instruction::with2(Code::Mov_r64_rm64, Register::RCX, m).map_err(|_| TranslateError::TooLarge)?)?;
+                    a.mov_imm64(Register::RDX, i.ip_rel_memory_address())?;
+                    let m = MemoryOperand::with_base(Register::RDX);
+                    a.insn(&Instruction::with2(Code::Mov_r64_rm64, Register::RDX, m).map_err(|_| TranslateError::TooLarge)?)?;
                 } else {
                     let m = MemoryOperand::new(
                         i.memory_base(),
@@ -267,21 +306,21 @@ impl X86Backend {
                         false,
                         i.segment_prefix(),
                     );
-                    a.insn(&Instruction::with2(Code::Mov_r64_rm64, Register::RCX, m).map_err(|_| TranslateError::TooLarge)?)?;
+                    a.insn(&Instruction::with2(Code::Mov_r64_rm64, Register::RDX, m).map_err(|_| TranslateError::TooLarge)?)?;
                 }
                 if i.flow_control() == FlowControl::IndirectCall {
                     a.push_imm64(next)?;
                 }
-                a.jmp_gs(SLOT_LOOKUP)?;
+                emit_inline_lookup(a)?;
                 Ok(Some(true))
             }
             FlowControl::Return if matches!(i.code(), Code::Retnq | Code::Retnq_imm16) => {
-                a.store_gs(S_RCX, Register::RCX)?;
-                a.insn(&Instruction::with1(Code::Pop_r64, Register::RCX).map_err(|_| TranslateError::TooLarge)?)?;
+                a.store_gs(S_RDX, Register::RDX)?;
+                a.insn(&Instruction::with1(Code::Pop_r64, Register::RDX).map_err(|_| TranslateError::TooLarge)?)?;
                 if i.code() == Code::Retnq_imm16 {
                     a.lea_rsp(i64::from(i.immediate16()))?;
                 }
-                a.jmp_gs(SLOT_LOOKUP)?;
+                emit_inline_lookup(a)?;
                 Ok(Some(true))
             }
             _ => {

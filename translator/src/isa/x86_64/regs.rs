@@ -8,8 +8,6 @@ use iced_x86::Register;
 
 /// Slot in `ctx.backend` holding the address of the shared exit routine.
 pub const SLOT_EXIT: usize = OFF_BACKEND;
-/// Slot in `ctx.backend` holding the address of the shared indirect-branch lookup routine.
-pub const SLOT_LOOKUP: usize = OFF_BACKEND + 8;
 /// Slot in `ctx.backend` holding the first host address to run on entry.
 pub const SLOT_TARGET: usize = OFF_BACKEND + 16;
 /// Saved host FS base.
@@ -18,6 +16,8 @@ pub const SLOT_HOST_FS: usize = OFF_BACKEND + 24;
 pub const SLOT_HOST_GS: usize = OFF_BACKEND + 32;
 /// Saved host stack pointer.
 pub const SLOT_HOST_SP: usize = OFF_BACKEND + 40;
+/// Slot in `ctx.backend` holding the address of the lookup-miss path.
+pub const SLOT_MISS: usize = OFF_BACKEND + 56;
 /// Marks a context as entered (read by signal handlers to find host FS).
 pub const SLOT_MAGIC: usize = OFF_BACKEND + 48;
 /// Value stored in [`SLOT_MAGIC`].
@@ -25,12 +25,10 @@ pub const MAGIC: u64 = 0x6c64_6e63_7838_3621;
 
 /// Spill slot for guest RAX during an indirect-branch lookup.
 pub const S_RAX: usize = OFF_SCRATCH;
-/// Spill slot for guest RCX (the lookup routine takes the target in RCX).
+/// Spill slot for guest RCX during an indirect-branch lookup.
 pub const S_RCX: usize = OFF_SCRATCH + 8;
-/// Spill slot for guest RDX.
+/// Spill slot for guest RDX (indirect-branch lookups take the target in RDX).
 pub const S_RDX: usize = OFF_SCRATCH + 16;
-/// Saved arithmetic flags (AH from LAHF, AL from SETO) during a lookup.
-pub const S_FLAGS: usize = OFF_SCRATCH + 24;
 /// Host target of a lookup hit.
 pub const S_TARGET: usize = OFF_SCRATCH + 32;
 /// Spill slot for the scratch register of a rewritten RIP-relative operand.
