@@ -24,6 +24,7 @@ pub struct Translator<B: Backend> {
     map: BlockMap,
     scratch: Vec<u8>,
     smc: Arc<SmcState>,
+    perf_map: Option<std::fs::File>,
     /// Number of blocks translated so far (for statistics and tests).
     pub blocks_translated: u64,
     /// Number of full cache flushes so far.
@@ -57,6 +58,7 @@ impl<B: Backend> Translator<B> {
             map,
             scratch: Vec::with_capacity(MAX_BLOCK_HOST_BYTES),
             smc,
+            perf_map: None,
             blocks_translated: 0,
             flushes: 0,
         })
@@ -65,6 +67,14 @@ impl<B: Backend> Translator<B> {
     /// The backend in use.
     pub fn backend(&self) -> &B {
         &self.backend
+    }
+
+    /// Write `/tmp/perf-PID.map` (the Linux perf JIT symbol map) naming each block by its guest
+    /// address, so `perf report` attributes samples in the code cache to guest code.
+    pub fn enable_perf_map(&mut self) -> std::io::Result<()> {
+        let path = format!("/tmp/perf-{}.map", std::process::id());
+        self.perf_map = Some(std::fs::File::create(path)?);
+        Ok(())
     }
 
     /// The handle the runtime's write-fault handler reports guest writes to watched code through.
@@ -139,6 +149,11 @@ impl<B: Backend> Translator<B> {
         let volatile = self.source.watch_code(pc, guest_end);
         self.map.insert(pc, BlockInfo { host, guest_end, out_links, in_links: Vec::new(), volatile });
         self.blocks_translated += 1;
+        if let Some(f) = self.perf_map.as_mut() {
+            use std::io::Write;
+            // Best effort: a failed write only loses profiling names.
+            let _ = writeln!(f, "{host:x} {:x} guest_{pc:x}", self.scratch.len());
+        }
         log::trace!(target: "translator", "block {pc:#x} -> {host:#x} ({} insns)", block.insns.len());
         Ok(host)
     }
