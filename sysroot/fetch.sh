@@ -11,9 +11,20 @@
 # resolve every package to the same version; the versions used are written to
 # sysroot/versions.lock (checked in). Safe to run twice: downloaded .debs are kept and reused.
 #
-# Usage: sysroot/fetch.sh            fetch + unpack both architectures
+# Usage: sysroot/fetch.sh                   headers + the libraries' own .so, both architectures
+#        sysroot/fetch.sh --runtime-deps    also every library those .so need at run time (the
+#                                           full dependency closure, ~130 MB per architecture),
+#                                           versions recorded in sysroot/versions-runtime.lock
 #        SUITE=trixie sysroot/fetch.sh
 set -eu
+
+runtime_deps=0
+for a in "$@"; do
+    case "$a" in
+        --runtime-deps) runtime_deps=1 ;;
+        *) echo "fetch.sh: unknown argument $a" >&2; exit 2 ;;
+    esac
+done
 
 here=$(cd "$(dirname "$0")" && pwd)
 suite=${SUITE:-trixie}
@@ -137,3 +148,39 @@ done
 
 cp "$tmp_lock" "$lock"
 echo "fetch.sh: versions recorded in $lock"
+
+[ "$runtime_deps" = 1 ] || exit 0
+
+# The dependency closure of the runtime libraries, resolved by apt against the empty private
+# status file (so it includes libc6 and everything below it), downloaded into the same cache.
+RUNTIME_ROOTS=$(echo "$RUN_PKGS")
+rlock="$here/versions-runtime.lock"
+tmp_r=$(mktemp)
+{
+    echo "# Runtime dependency closure (sysroot/fetch.sh --runtime-deps), per architecture."
+    echo "# suite: $suite"
+    echo "# arch package version"
+} > "$tmp_r"
+for arch in amd64 riscv64; do
+    d="$cache/apt-$arch"
+    # shellcheck disable=SC2086
+    apt_private apt-get "$arch" --no-install-recommends -qq --print-uris install $RUNTIME_ROOTS \
+        | awk '{ print $2 }' | sed -n 's/^\(.*\)_\(.*\)_\(.*\)\.deb$/\1 \2/p' \
+        | sed 's/%3a/:/' | sort > "$d/closure.txt"
+    # shellcheck disable=SC2086
+    apt_private apt-get "$arch" --no-install-recommends -qq --download-only -y install $RUNTIME_ROOTS
+    for deb in "$d/archives"/*.deb; do
+        dpkg -x "$deb" "$out/$arch"
+    done
+    sed "s/^/$arch /" "$d/closure.txt" >> "$tmp_r"
+    echo "fetch.sh: $arch runtime closure ($(wc -l < "$d/closure.txt") packages) unpacked into $out/$arch"
+done
+# Same source version on both sides; binary rebuild suffixes (+bN) may differ per architecture.
+diff_out=$(awk '!/^#/ { v = $3; sub(/\+b[0-9]+$/, "", v); if ($2 in seen && seen[$2] != v) print $2, seen[$2], v; seen[$2] = v }' "$tmp_r")
+if [ -n "$diff_out" ]; then
+    echo "fetch.sh: runtime packages whose versions differ between amd64 and riscv64:" >&2
+    echo "$diff_out" >&2
+    exit 1
+fi
+mv "$tmp_r" "$rlock"
+echo "fetch.sh: runtime versions recorded in $rlock"
