@@ -47,7 +47,7 @@ fn syscall_layer_from_a_libc_free_guest() {
     let o = run(&[&prog, &file]);
     let out = String::from_utf8_lossy(&o.stdout);
     let want = [
-        "open", "fstat", "stat", "lseek", "access", "pipe", "dup2", "brk", "mmap", "uname", "fs",
+        "open", "fstat", "stat", "lseek", "access", "pipe", "epoll", "dup2", "brk", "mmap", "uname", "fs",
         "time", "proc-self-exe", "enosys",
     ]
     .iter()

@@ -73,6 +73,7 @@ pub const PASS: &[(u32, u8)] = &[
     (x86::VMSPLICE, 4),
     (x86::COPY_FILE_RANGE, 6),
     (x86::SYNC_FILE_RANGE, 4),
+    (x86::READAHEAD, 3),
     (x86::CLOSE_RANGE, 3),
     (x86::MEMFD_CREATE, 2),
     (x86::INOTIFY_INIT1, 1),
@@ -136,6 +137,7 @@ pub const CUSTOM: &[(u32, Handler)] = &[
     (x86::EPOLL_CTL, epoll_ctl),
     (x86::EPOLL_WAIT, epoll_wait),
     (x86::EPOLL_PWAIT, epoll_pwait),
+    (x86::EPOLL_PWAIT2, epoll_pwait2),
     (x86::PPOLL, ppoll),
     (x86::PSELECT6, pselect6),
     (x86::INOTIFY_INIT, inotify_init),
@@ -391,6 +393,12 @@ fn epoll_ctl(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
 const EPOLL_BATCH: usize = 1024;
 
 fn epoll_wait_common(sys: &mut Sys<'_>, a: [u64; 6], sigmask: u64, sigsetsize: u64) -> SysRet {
+    epoll_wait_on(sys, SYS_epoll_pwait, a, sigmask, sigsetsize)
+}
+
+/// `epoll_pwait` or `epoll_pwait2` (same arguments; the timeout is milliseconds or a timespec
+/// pointer, passed unchanged) with the events converted to the packed x86_64 layout.
+fn epoll_wait_on(sys: &mut Sys<'_>, nr: libc::c_long, a: [u64; 6], sigmask: u64, sigsetsize: u64) -> SysRet {
     let max = a[2] as i32;
     if max <= 0 {
         return err(libc::EINVAL);
@@ -399,7 +407,7 @@ fn epoll_wait_common(sys: &mut Sys<'_>, a: [u64; 6], sigmask: u64, sigsetsize: u
     let mut evs = vec![libc::epoll_event { events: 0, u64: 0 }; n];
     let r = super::with_temp_mask(
         sys,
-        SYS_epoll_pwait,
+        nr,
         &[a[0], evs.as_mut_ptr() as u64, n as u64, a[3], sigmask, sigsetsize],
         sigmask != 0,
     );
@@ -420,6 +428,10 @@ fn epoll_wait(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
 
 fn epoll_pwait(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
     epoll_wait_common(sys, a, a[4], a[5])
+}
+
+fn epoll_pwait2(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
+    epoll_wait_on(sys, libc::SYS_epoll_pwait2, a, a[4], a[5])
 }
 
 fn inotify_init(_: &mut Sys<'_>, _: [u64; 6]) -> SysRet {

@@ -14,6 +14,7 @@ pub const PASS: &[(u32, u8)] = &[
     (x86::MINCORE, 3),
     (x86::MSYNC, 3),
     (x86::MLOCK, 2),
+    (x86::MLOCK2, 3),
     (x86::MUNLOCK, 2),
     (x86::MLOCKALL, 1),
     (x86::MUNLOCKALL, 0),

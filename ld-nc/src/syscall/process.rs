@@ -47,7 +47,6 @@ pub const PASS: &[(u32, u8)] = &[
     (x86::GETRLIMIT, 2),
     (x86::SETRLIMIT, 2),
     (x86::GETRUSAGE, 2),
-    (x86::PRCTL, 5),
     (x86::PERSONALITY, 1),
     (x86::PIDFD_OPEN, 2),
     (x86::PIDFD_SEND_SIGNAL, 4),
@@ -68,6 +67,7 @@ pub const CUSTOM: &[(u32, Handler)] = &[
     (x86::CLONE, clone),
     (x86::CLONE3, clone3),
     (x86::EXECVE, execve),
+    (x86::PRCTL, prctl),
 ];
 
 fn exit(_: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
@@ -297,6 +297,18 @@ fn clone(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
         return err(libc::EINVAL);
     }
     fork_like(sys, flags, a[1], a[2], a[3], a[4])
+}
+
+/// `PR_SET_SECCOMP`.
+const PR_SET_SECCOMP: u64 = 22;
+
+fn prctl(_: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
+    // A guest seccomp filter speaks x86_64 syscall numbers but would filter ld-nc's host
+    // syscalls: refused, as by a kernel without CONFIG_SECCOMP_FILTER.
+    if a[0] == PR_SET_SECCOMP {
+        return err(libc::EINVAL);
+    }
+    hs(libc::SYS_prctl, &a[..5])
 }
 
 fn clone3(_: &mut Sys<'_>, _: [u64; 6]) -> SysRet {

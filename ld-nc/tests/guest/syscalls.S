@@ -113,6 +113,54 @@ _start:
 2:  lea l_pipe(%rip), %rdi
     call check
 
+    /* epoll: the packed 12-byte x86_64 epoll_event in both directions */
+    mov $291, %eax              /* epoll_create1(0) */
+    xor %edi, %edi
+    syscall
+    mov %rax, %rbx
+    test %rax, %rax
+    js 1f
+    lea buf(%rip), %r10
+    movl $1, (%r10)             /* EPOLLIN */
+    movabs $0x1122334455667788, %rax
+    mov %rax, 4(%r10)
+    mov $233, %eax              /* epoll_ctl(ep, EPOLL_CTL_ADD, fds[0], &ev) */
+    mov %rbx, %rdi
+    mov $1, %esi
+    movslq fds(%rip), %rdx
+    syscall
+    test %rax, %rax
+    jne 1f
+    mov $1, %eax                /* write(fds[1], "a", 1) */
+    movslq fds+4(%rip), %rdi
+    lea l_abc(%rip), %rsi
+    mov $1, %edx
+    syscall
+    lea buf(%rip), %rsi
+    movq $0, (%rsi)
+    movq $0, 8(%rsi)
+    movq $0, 16(%rsi)
+    mov $232, %eax              /* epoll_wait(ep, evs, 2, 0) */
+    mov %rbx, %rdi
+    mov $2, %edx
+    xor %r10d, %r10d
+    syscall
+    cmp $1, %rax
+    jne 1f
+    lea buf(%rip), %rsi
+    cmpl $1, (%rsi)
+    jne 1f
+    movabs $0x1122334455667788, %rax
+    cmp 4(%rsi), %rax
+    jne 1f
+    cmpl $0, 12(%rsi)           /* nothing written past one 12-byte event */
+    jne 1f
+    mov $1, %eax
+    jmp 2f
+1:  xor %eax, %eax
+2:  lea l_epoll(%rip), %rdi
+    call check
+
     /* dup2(fd, 100) == 100; dup2(100, 100) == 100 */
     mov $33, %eax
     mov %r15, %rdi
@@ -290,6 +338,7 @@ l_lseek: .asciz "lseek"
 l_access: .asciz "access"
 l_pipe: .asciz "pipe"
 l_dup2: .asciz "dup2"
+l_epoll: .asciz "epoll"
 l_brk:  .asciz "brk"
 l_mmap: .asciz "mmap"
 l_uname: .asciz "uname"
