@@ -64,7 +64,8 @@ pub fn install_host(sig: usize, act: &GuestSigaction) -> Result<(), i32> {
         _ if is_synchronous(sig) => h.sa_sigaction = libc::SIG_DFL,
         _ => {
             h.sa_sigaction = host_handler as *const () as usize;
-            h.sa_flags = libc::SA_SIGINFO;
+            // On ld-nc's alternate stack: the guest's stack may be what is running out.
+            h.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
             if act.flags & sa::SA_RESTART != 0 {
                 h.sa_flags |= libc::SA_RESTART;
             }
@@ -86,7 +87,13 @@ pub fn install_host(sig: usize, act: &GuestSigaction) -> Result<(), i32> {
 }
 
 /// The guest's view of the initial dispositions: what ld-nc inherited (SIG_IGN survives exec).
+///
+/// Rust's runtime sets SIGPIPE to SIG_IGN before `main`, which would leak into the guest (a
+/// writer to a closed pipe would get EPIPE instead of dying): it goes back to SIG_DFL first, the
+/// disposition nearly every process starts with.
 pub fn inherited_actions(p: &mut Process) {
+    // SAFETY: restoring a default disposition.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     for s in 1..=NSIG {
         // SAFETY: all-zero is a valid sigaction; querying only.
         let mut old: libc::sigaction = unsafe { core::mem::zeroed() };

@@ -65,6 +65,8 @@ _start:
     mov (%rsp), %rax
     cmp $1, %rax
     je 1f
+    cmp $3, %rax
+    je 2f
     mov $39, %eax       /* getpid */
     syscall
     mov %rax, %rdi
@@ -74,6 +76,21 @@ _start:
     hlt
 1:  mov $231, %eax
     mov $42, %edi
+    syscall
+2:  sub $16, %rsp       /* pipe(fds); close(fds[0]); write(fds[1]) raises SIGPIPE */
+    mov $22, %eax
+    mov %rsp, %rdi
+    syscall
+    mov $3, %eax
+    movslq (%rsp), %rdi
+    syscall
+    mov $1, %eax
+    movslq 4(%rsp), %rdi
+    mov %rsp, %rsi
+    mov $1, %edx
+    syscall
+    mov $231, %eax
+    mov $9, %edi
     syscall
 ";
 
@@ -87,6 +104,8 @@ fn exit_status_and_death_by_signal_pass_through() {
     assert_eq!(run(&[&prog]).status.code(), Some(42));
     let o = run(&[&prog, Path::new("kill")]);
     assert_eq!(o.status.signal(), Some(libc::SIGTERM), "the parent sees WIFSIGNALED: {:?}", o.status);
+    let o = run(&[&prog, Path::new("pipe"), Path::new("x")]);
+    assert_eq!(o.status.signal(), Some(libc::SIGPIPE), "SIGPIPE is not left ignored by Rust's runtime: {:?}", o.status);
 }
 
 #[test]

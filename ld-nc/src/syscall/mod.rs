@@ -252,7 +252,16 @@ pub fn dispatch(table: &Table, sys: &mut Sys<'_>) -> SysRet {
             _ => 6,
         };
         let args: Vec<String> = a[..arity].iter().map(|v| format!("{v:#x}")).collect();
-        log::debug!(target: "ldnc::syscalls", "{n}({}) = {r:?}", args.join(", "));
+        let res = match r {
+            SysRet::Ret(v) if (-4095..0).contains(&v) => {
+                format!("-{} ({})", -v, std::io::Error::from_raw_os_error(-v as i32))
+            }
+            SysRet::Ret(v) if (0..4096).contains(&v) => format!("{v}"),
+            SysRet::Ret(v) => format!("{v:#x}"),
+            SysRet::Restored => "(registers restored)".to_string(),
+            SysRet::Exit(c) => format!("(exit {c})"),
+        };
+        log::debug!(target: "ldnc::syscalls", "{n}({}) = {res}", args.join(", "));
     }
     r
 }
