@@ -14,8 +14,10 @@
 //! such faults are not called yet: that needs the translator to map a host fault to the guest's
 //! registers and PC.
 //!
-//! Limitation: the kernel writing into a watched page on the guest's behalf (a `read()` into RWX
-//! memory) fails with EFAULT instead of faulting.
+//! The kernel writing into a watched page on the guest's behalf (a `read()` into RWX memory) would
+//! fail with EFAULT instead of faulting, so every syscall first releases all watched pages
+//! ([`release_all`]); they are watched again when their code is retranslated. Cheap when nothing
+//! is watched, which is the case for programs without RWX code.
 
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -128,6 +130,30 @@ pub fn unwatch(start: u64, end: u64) {
     while page < end {
         remove(page);
         page += PAGE;
+    }
+}
+
+/// Whether any page is watched.
+pub fn any_watched() -> bool {
+    WATCH_COUNT.load(Ordering::Relaxed) != 0
+}
+
+/// Give every watched page its write access back and drop its translations. Called before a
+/// syscall: the kernel writing into a write-protected page would fail with EFAULT instead of
+/// faulting, and what it writes may be code.
+pub fn release_all() {
+    for slot in &WATCHED {
+        let page = slot.load(Ordering::Acquire);
+        if page > TOMBSTONE && remove(page) {
+            let rw = rustix::mm::MprotectFlags::READ | rustix::mm::MprotectFlags::WRITE;
+            // SAFETY: a watched guest page, which was guest-writable before it was watched.
+            let _ = unsafe { rustix::mm::mprotect(page as *mut _, PAGE as usize, rw) };
+            let s = SMC.load(Ordering::Acquire);
+            if !s.is_null() {
+                // SAFETY: leaked in `install`, never freed.
+                unsafe { (*s).guest_wrote(page, page + PAGE) };
+            }
+        }
     }
 }
 

@@ -154,3 +154,14 @@ fn static_c_programs() {
         assert_eq!(o.status.code(), Some(3), "{name}");
     }
 }
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn rwx_code_rewritten_by_stores_and_by_the_kernel() {
+    let d = tmp();
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/guest/rwx.c");
+    let prog = d.join("rwx");
+    build(&prog, "gcc", &["-static", "-O2", src.to_str().expect("utf-8")]);
+    let o = run(&[&prog]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "1 6 2 3\n", "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -230,6 +230,9 @@ pub fn dispatch(table: &Table, sys: &mut Sys<'_>) -> SysRet {
         sys.cpu.get(Gpr::R8),
         sys.cpu.get(Gpr::R9),
     ];
+    if crate::smc::any_watched() {
+        crate::smc::release_all();
+    }
     let r = match table.get(nr) {
         Some(Entry::Pass { host: h, .. }) => SysRet::Ret(host(h, a)),
         Some(Entry::Custom(f)) => f(sys, a),
