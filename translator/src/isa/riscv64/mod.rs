@@ -19,6 +19,7 @@ pub mod encode;
 pub mod flags;
 pub mod lower;
 pub mod regs;
+pub mod sse;
 
 #[cfg(test)]
 mod emit_tests;
