@@ -39,6 +39,7 @@ impl Lower<'_> {
             M::Neg | M::Not | M::Inc | M::Dec => self.unop(i),
             M::Shl | M::Sal | M::Shr | M::Sar => self.shift(i),
             M::Rol | M::Ror => self.rotate(i),
+            M::Rcl | M::Rcr => self.rotate_carry(i),
             M::Shld | M::Shrd => self.shift_double(i),
             M::Imul | M::Mul => self.mul(i),
             M::Div | M::Idiv => self.div(i),
@@ -59,6 +60,7 @@ impl Lower<'_> {
             let c = self.flag(Flag::C);
             let s = regs::S9;
             self.a.mv(s, c);
+            self.free_temps();
             Some(s)
         } else {
             None
@@ -149,10 +151,9 @@ impl Lower<'_> {
             return self.binop(&j, op, true);
         };
         let Loc::Mem(at) = self.loc(i, 0)? else { return Err(Unsupp) };
+        let p = self.addr_reg(at);
         let src = self.loc(i, 1)?;
         let b = self.read(src, bits);
-        let p = self.tmp();
-        self.a.addi(p, at.base, at.off);
         let v = self.tmp();
         if op == Bin::Sub {
             self.a.r(Op::Sub, v, Reg::ZERO, b);
@@ -184,9 +185,29 @@ impl Lower<'_> {
         Ok(())
     }
 
-    /// An AMO with acquire and release ordering (x86 locked operations are full barriers).
-    pub fn word_amo(&mut self, op: Op, rd: Reg, addr: Reg, src: Reg) {
-        self.a.word(super::encode::enc_amo(op, true, true, rd, addr, src));
+    /// An AMO with acquire and release ordering (x86 locked operations are full barriers) when
+    /// `p` is naturally aligned; otherwise (a split lock on x86, a fault for a RISC-V AMO) the
+    /// same operation as a plain load and store.
+    pub fn word_amo(&mut self, op: Op, old: Reg, p: Reg, src: Reg) {
+        let bits = if matches!(op, Op::AmoaddW | Op::AmoswapW | Op::AmoandW | Op::AmoorW | Op::AmoxorW) { 32 } else { 64 };
+        let (plain, join) = (self.a.label(), self.a.label());
+        let t = regs::T0;
+        self.a.i(Op::Andi, t, p, bits as i32 / 8 - 1);
+        self.a.b(Op::Bne, t, Reg::ZERO, plain);
+        self.a.word(super::encode::enc_amo(op, true, true, old, p, src));
+        self.a.j(join);
+        self.a.bind(plain);
+        let at = super::lower::Addr { base: p, off: 0 };
+        self.load(old, at, bits);
+        match op {
+            Op::AmoaddW | Op::AmoaddD => self.a.r(Op::Add, t, old, src),
+            Op::AmoandW | Op::AmoandD => self.a.r(Op::And, t, old, src),
+            Op::AmoorW | Op::AmoorD => self.a.r(Op::Or, t, old, src),
+            Op::AmoxorW | Op::AmoxorD => self.a.r(Op::Xor, t, old, src),
+            _ => self.a.mv(t, src),
+        }
+        self.store(t, at, bits);
+        self.a.bind(join);
     }
 
     fn unop(&mut self, i: &Instruction) -> LResult {
@@ -195,8 +216,7 @@ impl Lower<'_> {
         let m = i.mnemonic();
         if i.has_lock_prefix() && matches!(m, M::Inc | M::Dec) && matches!(bits, 32 | 64) && !live {
             let Loc::Mem(at) = self.loc(i, 0)? else { return Err(Unsupp) };
-            let p = self.tmp();
-            self.a.addi(p, at.base, at.off);
+            let p = self.addr_reg(at);
             let v = self.tmp();
             self.a.li(v, if m == M::Inc { 1 } else { u64::MAX });
             let old = self.tmp();
@@ -411,6 +431,100 @@ impl Lower<'_> {
             self.a.bind(skip);
         }
         self.write(dst, bits, r)
+    }
+
+    /// rcl/rcr: an (n+1)-bit rotation through CF. Rare, so the flags are made exact first.
+    fn rotate_carry(&mut self, i: &Instruction) -> LResult {
+        let bits = op_bits(i, 0);
+        let count = Self::shift_count(i, bits)?;
+        let live = self.live() & (iced_x86::RflagsBits::CF | iced_x86::RflagsBits::OF) != 0;
+        self.materialize();
+        let dst = self.loc(i, 0)?;
+        let v = self.read_zext(dst, bits);
+        let v = if self.is_temp(v) { v } else {
+            let t = self.tmp();
+            self.a.mv(t, v);
+            t
+        };
+        let cf = self.tmp();
+        self.a.ld(cf, CTX, crate::cpu::OFF_RFLAGS as i32);
+        self.a.i(Op::Andi, cf, cf, 1);
+        // c: the count, masked and reduced modulo n + 1 for 8/16 bits.
+        let c = self.tmp();
+        match count {
+            Some(n) => {
+                let n = if bits < 32 { n % (bits + 1) } else { n };
+                self.a.li(c, u64::from(n));
+            }
+            None => {
+                self.a.i(Op::Andi, c, regs::guest(Gpr::Rcx), if bits == 64 { 63 } else { 31 });
+                if bits < 32 {
+                    self.a.li(regs::T0, u64::from(bits + 1));
+                    self.a.r(Op::Remu, c, c, regs::T0);
+                }
+            }
+        }
+        let done = self.a.label();
+        let zero = self.a.label();
+        if count.map_or(true, |n| (if bits < 32 { n % (bits + 1) } else { n }) == 0) {
+            self.a.b(Op::Beq, c, Reg::ZERO, zero);
+        }
+        let (r, x, k) = (self.tmp(), self.tmp(), self.tmp());
+        let left = i.mnemonic() == M::Rcl;
+        // k = n - c (0..n-1), so that no shift amount reaches 64.
+        self.a.li(k, u64::from(bits));
+        self.a.r(Op::Sub, k, k, c);
+        if left {
+            // r = v << c | cf << (c-1) | (v >> (n-c)) >> 1; new CF = (v >> (n-c)) & 1
+            self.a.r(Op::Sll, r, v, c);
+            self.a.addi(x, c, -1);
+            self.a.r(Op::Sll, x, cf, x);
+            self.a.r(Op::Or, r, r, x);
+            self.a.r(Op::Srl, x, v, k);
+            self.a.i(Op::Andi, cf, x, 1);
+            self.a.srli(x, x, 1);
+            self.a.r(Op::Or, r, r, x);
+        } else {
+            // r = v >> c | cf << (n-c) | (v << (n-c)) << 1; new CF = (v >> (c-1)) & 1
+            self.a.r(Op::Srl, r, v, c);
+            self.a.r(Op::Sll, x, cf, k);
+            self.a.r(Op::Or, r, r, x);
+            self.a.r(Op::Sll, x, v, k);
+            self.a.slli(x, x, 1);
+            self.a.r(Op::Or, r, r, x);
+            self.a.addi(x, c, -1);
+            self.a.r(Op::Srl, cf, v, x);
+            self.a.i(Op::Andi, cf, cf, 1);
+        }
+        if bits < 64 {
+            self.a.zext(r, r, bits);
+        }
+        if live {
+            // OF = MSB(r) ^ CF for rcl, the two top bits of r for rcr.
+            if left {
+                self.a.srli(x, r, bits - 1);
+                self.a.r(Op::Xor, x, x, cf);
+            } else {
+                self.a.srli(x, r, bits - 1);
+                self.a.srli(k, r, bits - 2);
+                self.a.r(Op::Xor, x, x, k);
+                self.a.i(Op::Andi, x, x, 1);
+            }
+            self.a.slli(x, x, 11);
+            self.a.r(Op::Or, x, x, cf);
+            self.end_exact(true, fl::STATUS & !(fl::CF | fl::OF), x);
+        }
+        self.write(dst, bits, r)?;
+        self.a.j(done);
+        self.a.bind(zero);
+        // A zero count changes nothing, but a 32-bit register is still written.
+        if bits == 32 {
+            if let Loc::Reg(..) = dst {
+                self.write(dst, bits, v)?;
+            }
+        }
+        self.a.bind(done);
+        Ok(())
     }
 
     fn shift_double(&mut self, i: &Instruction) -> LResult {
@@ -630,6 +744,7 @@ impl Lower<'_> {
         let need_old = if live { self.begin_exact(keep) } else { false };
         let base = self.loc(i, 0)?;
         let off = self.loc(i, 1)?;
+        // (operand holding the bit, its width, bit number register)
         let (val_loc, vbits, bit) = match (base, off) {
             (Loc::Reg(..), _) => {
                 let b = self.tmp();
@@ -643,47 +758,51 @@ impl Lower<'_> {
                 (base, bits, b)
             }
             (Loc::Mem(at), Loc::Imm(v)) => {
+                // An immediate offset is taken modulo the operand width.
                 let v = v & u64::from(bits - 1);
+                let p = self.addr_reg(at);
+                if v >> 3 != 0 {
+                    self.a.addi(p, p, (v >> 3) as i32);
+                }
                 let b = self.tmp();
                 self.a.li(b, v & 7);
-                let p = self.tmp();
-                self.a.addi(p, at.base, at.off + (v >> 3) as i32);
                 (Loc::Mem(super::lower::Addr { base: p, off: 0 }), 8, b)
             }
             (Loc::Mem(at), _) => {
                 // Bit string: the register offset is signed and may reach any byte.
+                let p = self.addr_reg(at);
                 let o = self.read_sext(off, bits);
-                let p = self.tmp();
-                self.a.srai(p, o, 3);
-                self.a.r(Op::Add, p, p, at.base);
-                if at.off != 0 {
-                    self.a.addi(p, p, at.off);
-                }
                 let b = self.tmp();
                 self.a.i(Op::Andi, b, o, 7);
+                self.a.srai(regs::T0, o, 3);
+                self.a.r(Op::Add, p, p, regs::T0);
                 (Loc::Mem(super::lower::Addr { base: p, off: 0 }), 8, b)
             }
             _ => return Err(Unsupp),
         };
         let v = self.read(val_loc, vbits);
-        let cf = self.tmp();
+        let v = if self.is_temp(v) { v } else {
+            let t = self.tmp();
+            self.a.mv(t, v);
+            t
+        };
+        let cf = regs::S9;
         self.a.r(Op::Srl, cf, v, bit);
         self.a.i(Op::Andi, cf, cf, 1);
         let m = i.mnemonic();
         if m != M::Bt {
-            let mask = self.tmp();
-            self.a.li(mask, 1);
-            self.a.r(Op::Sll, mask, mask, bit);
-            let r = self.tmp();
+            // mask = 1 << bit, in place of the bit number.
+            self.a.li(regs::T0, 1);
+            self.a.r(Op::Sll, bit, regs::T0, bit);
             match m {
-                M::Bts => self.a.r(Op::Or, r, v, mask),
-                M::Btc => self.a.r(Op::Xor, r, v, mask),
+                M::Bts => self.a.r(Op::Or, v, v, bit),
+                M::Btc => self.a.r(Op::Xor, v, v, bit),
                 _ => {
-                    self.a.i(Op::Xori, mask, mask, -1);
-                    self.a.r(Op::And, r, v, mask);
+                    self.a.i(Op::Xori, bit, bit, -1);
+                    self.a.r(Op::And, v, v, bit);
                 }
             }
-            self.write(val_loc, vbits, r)?;
+            self.write(val_loc, vbits, v)?;
         }
         if live {
             self.end_exact(need_old, keep, cf);

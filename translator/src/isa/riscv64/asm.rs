@@ -244,8 +244,10 @@ impl Asm {
             2 if self.ext.zba => self.r(Op::Sh2add, rd, rs2, rs1),
             3 if self.ext.zba => self.r(Op::Sh3add, rd, rs2, rs1),
             _ => {
-                self.slli(tmp, rs2, sh);
-                self.r(Op::Add, rd, rs1, tmp);
+                // `rd` itself is the scratch when it is neither source.
+                let t = if rd != rs1 && rd != rs2 { rd } else { tmp };
+                self.slli(t, rs2, sh);
+                self.r(Op::Add, rd, rs1, t);
             }
         }
     }

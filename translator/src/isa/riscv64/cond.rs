@@ -45,8 +45,23 @@ impl Lower<'_> {
         t
     }
 
+    /// As [`Lower::top`], into `rd`.
+    pub fn top_into(&mut self, rd: Reg, r: Reg, bits: u32) {
+        match bits {
+            64 => self.a.mv(rd, r),
+            32 => self.a.sext(rd, r, 32),
+            _ => self.a.slli(rd, r, 64 - bits),
+        }
+    }
+
     /// 0/1 in a scratch register: the value of flag `f` now.
     pub fn flag(&mut self, f: Flag) -> Reg {
+        let mark = self.temps_mark();
+        let r = self.flag_inner(f);
+        self.compact(mark, r)
+    }
+
+    fn flag_inner(&mut self, f: Flag) -> Reg {
         if let FState::Lazy { kind, bits, .. } = self.fs {
             if let Some(r) = self.lazy_flag(kind, bits, f) {
                 return r;
@@ -130,6 +145,30 @@ impl Lower<'_> {
 
     /// 0/1 in a register: whether condition `cc` holds.
     pub fn cond(&mut self, cc: CC) -> Reg {
+        let mark = self.temps_mark();
+        let r = self.cond_inner(cc);
+        self.compact(mark, r)
+    }
+
+    fn cond_inner(&mut self, cc: CC) -> Reg {
+        // A flag that needs the helper must be made exact before any other flag of the condition
+        // sits in a scratch register (the call clobbers them).
+        if let FState::Lazy { kind, .. } = self.fs {
+            let (base, _) = split(cc);
+            let needs: &[Flag] = match base {
+                CC::o => &[Flag::O],
+                CC::b => &[Flag::C],
+                CC::e => &[Flag::Z],
+                CC::s => &[Flag::S],
+                CC::p => &[Flag::P],
+                CC::be => &[Flag::C, Flag::Z],
+                CC::l => &[Flag::S, Flag::O],
+                _ => &[Flag::S, Flag::O, Flag::Z],
+            };
+            if needs.iter().any(|&f| !inline_ok(kind, f)) {
+                self.materialize();
+            }
+        }
         if let FState::Lazy { kind: Kind::Sub, bits, .. } = self.fs {
             if let Some(r) = self.sub_cond(cc, bits) {
                 return r;
@@ -292,6 +331,16 @@ impl Lower<'_> {
             self.a.sd(Reg::ZERO, CTX, flags::OFF_KIND);
         }
         self.fs = FState::Exact;
+    }
+}
+
+/// Whether `lazy_flag` computes flag `f` of `kind` without the helper.
+fn inline_ok(kind: Kind, f: Flag) -> bool {
+    use Kind as K;
+    match f {
+        Flag::Z | Flag::S => true,
+        Flag::C | Flag::O => matches!(kind, K::Logic | K::Mul | K::Add | K::Sub | K::Adc | K::Sbb | K::Inc | K::Dec),
+        Flag::P | Flag::A => false,
     }
 }
 

@@ -45,7 +45,11 @@ impl Lower<'_> {
                 self.write(dst, db, d)
             }
             M::Cbw | M::Cwde | M::Cdqe => {
-                let bits = op_bits(i, 0);
+                let bits = match i.mnemonic() {
+                    M::Cbw => 16,
+                    M::Cwde => 32,
+                    _ => 64,
+                };
                 let rax = Loc::Reg(Gpr::Rax, false);
                 let v = self.read_sext(rax, bits / 2);
                 self.write(rax, bits, v)
@@ -80,6 +84,7 @@ impl Lower<'_> {
                 let v = self.cond(i.condition_code());
                 let s = regs::S9;
                 self.a.mv(s, v);
+                self.free_temps();
                 let dst = self.loc(i, 0)?;
                 self.write(dst, 8, s)
             }
@@ -120,11 +125,10 @@ impl Lower<'_> {
         };
         if let (Some(at), true) = (mem, bits >= 32) {
             // xchg with memory is always locked.
-            let p = self.tmp();
-            self.a.addi(p, at.base, at.off);
+            let p = self.addr_reg(at);
             let v = self.read(reg, bits);
             let old = self.tmp();
-            self.word_amo_pub(if bits == 32 { Op::AmoswapW } else { Op::AmoswapD }, old, p, v);
+            self.word_amo(if bits == 32 { Op::AmoswapW } else { Op::AmoswapD }, old, p, v);
             return self.write(reg, bits, old);
         }
         let va = self.read(a, bits);
@@ -135,11 +139,6 @@ impl Lower<'_> {
         self.a.mv(tb, vb);
         self.write(a, bits, tb)?;
         self.write(b, bits, ta)
-    }
-
-    /// `word_amo` from `alu.rs`, exposed for the move family.
-    fn word_amo_pub(&mut self, op: Op, rd: Reg, addr: Reg, src: Reg) {
-        self.a.word(enc_amo(op, true, true, rd, addr, src));
     }
 
     /// Byte-reverse all 8 bytes of `v` into `r`.
@@ -166,6 +165,7 @@ impl Lower<'_> {
         let v = self.cond(i.condition_code());
         let c = regs::S9;
         self.a.mv(c, v);
+        self.free_temps();
         let src = self.loc(i, 1)?;
         let s = self.read(src, bits);
         let dst = self.loc(i, 0)?;
@@ -404,7 +404,7 @@ impl Lower<'_> {
                 self.end_exact(need_old, keep, t);
                 Ok(())
             }
-            M::Pushf => {
+            M::Pushfq => {
                 if i.code() != Code::Pushfq {
                     return Err(Unsupp);
                 }
@@ -414,7 +414,7 @@ impl Lower<'_> {
                 self.push_reg(t, 64);
                 Ok(())
             }
-            M::Popf => {
+            M::Popfq => {
                 if i.code() != Code::Popfq {
                     return Err(Unsupp);
                 }
@@ -446,35 +446,44 @@ impl Lower<'_> {
         let src = self.loc(i, 1)?;
         let rax = Loc::Reg(Gpr::Rax, false);
         let s = self.read(src, bits);
-        let acc = self.read(rax, bits);
+        // A copy: the destination may be the accumulator itself.
+        let acc = self.tmp();
+        let a0 = self.read(rax, bits);
+        self.a.mv(acc, a0);
         let old = self.tmp();
         let join = self.a.label();
         let (x, y) = (self.tmp(), self.tmp());
         match dst {
             Loc::Mem(at) if bits >= 32 => {
                 // lr/sc: x86 locks it or not, the compare and store are one access anyway.
-                let p = self.tmp();
-                self.a.addi(p, at.base, at.off);
+                let p = self.addr_reg(at);
                 if bits == 32 {
                     self.a.sext(x, acc, 32);
                 } else {
                     self.a.mv(x, acc);
                 }
                 let (lr, sc) = if bits == 32 { (Op::LrW, Op::ScW) } else { (Op::LrD, Op::ScD) };
+                // LR/SC need natural alignment; a misaligned one runs as plain accesses.
+                let plain = self.a.label();
+                self.a.i(Op::Andi, regs::T0, p, bits as i32 / 8 - 1);
+                self.a.b(Op::Bne, regs::T0, Reg::ZERO, plain);
                 let retry = self.a.label();
                 self.a.bind(retry);
                 self.a.word(enc_amo(lr, true, true, old, p, Reg::ZERO));
                 self.a.b(Op::Bne, old, x, join);
                 self.a.word(enc_amo(sc, true, true, y, p, s));
                 self.a.b(Op::Bne, y, Reg::ZERO, retry);
+                self.a.j(join);
+                self.a.bind(plain);
+                self.load_signed(old, Addr { base: p, off: 0 }, bits);
+                self.a.b(Op::Bne, old, x, join);
+                self.store(s, Addr { base: p, off: 0 }, bits);
             }
             _ => {
                 let v = self.read(dst, bits);
                 self.a.mv(old, v);
-                let xs = self.top(acc, bits);
-                self.a.mv(x, xs);
-                let ys = self.top(old, bits);
-                self.a.mv(y, ys);
+                self.top_into(x, acc, bits);
+                self.top_into(y, old, bits);
                 self.a.b(Op::Bne, x, y, join);
                 self.write(dst, bits, s)?;
             }
@@ -507,9 +516,8 @@ impl Lower<'_> {
         let sum = self.tmp();
         match dst {
             Loc::Mem(at) if bits >= 32 && i.has_lock_prefix() => {
-                let p = self.tmp();
-                self.a.addi(p, at.base, at.off);
-                self.word_amo_pub(if bits == 32 { Op::AmoaddW } else { Op::AmoaddD }, old, p, bs);
+                let p = self.addr_reg(at);
+                self.word_amo(if bits == 32 { Op::AmoaddW } else { Op::AmoaddD }, old, p, bs);
                 self.a.r(Op::Add, sum, old, bs);
             }
             _ => {

@@ -337,3 +337,11 @@ fn cmpxchg_xadd_xchg() {
     assert_eq!(ctx.cpu.get(Rax), 7);
     assert_eq!(ctx.cpu.get(Rdx) & 0xff, 0);
 }
+
+#[test]
+fn pushfq_after_clc() {
+    let mut g = Guest::new(&[0xf8, 0x9c, 0x58]); // clc; pushfq; pop rax
+    let (e, ctx) = g.run(&[], fl::CF | fl::ZF);
+    assert_eq!(e, Exit::Breakpoint);
+    assert_eq!(ctx.cpu.get(Rax) & fl::STATUS, fl::ZF);
+}

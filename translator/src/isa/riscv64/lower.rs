@@ -10,7 +10,7 @@ use super::encode::{fits_i12, Op, Reg};
 use super::flags::{self, Kind};
 use super::regs::{self, CTX, F_RES, F_SRC1, F_SRC2};
 use crate::cpu::{Gpr, OFF_FS_BASE, OFF_GPR, OFF_GS_BASE, OFF_RIP};
-use crate::ctx::{exit, OFF_BACKEND, OFF_EXIT_ARG, OFF_EXIT_REASON};
+use crate::ctx::{exit, OFF_BACKEND, OFF_EXIT_ARG, OFF_EXIT_REASON, OFF_SCRATCH};
 use crate::frontend::{BlockEnd, GuestBlock, GuestInsn};
 use crate::isa::LinkSite;
 
@@ -88,11 +88,20 @@ pub struct Lower<'a> {
     pub link_sites: Vec<LinkSite>,
     temps_used: usize,
     temp_overflow: bool,
+    /// Guest registers lent to the scratch pool for the current instruction (saved in
+    /// `ctx.scratch` around it) when the six scratch registers are not enough.
+    borrowed: Vec<Reg>,
     /// Index of the instruction being lowered.
     pub cur: usize,
 }
 
-const TEMPS: [Reg; 7] = [regs::T1, regs::T2, regs::T4, regs::T5, regs::T6, regs::RA, regs::S9];
+/// The scratch pool. `s9` is not in it: lowering code uses it by name for a value that must
+/// survive a helper call or the scratch registers' reuse.
+const TEMPS: [Reg; 6] = [regs::T1, regs::T2, regs::T4, regs::T5, regs::T6, regs::RA];
+
+/// Guest registers that may be lent to the scratch pool, in order of preference.
+const LENDERS: [Gpr; 9] =
+    [Gpr::R11, Gpr::R10, Gpr::R9, Gpr::R8, Gpr::R15, Gpr::R14, Gpr::R13, Gpr::R12, Gpr::Rbp];
 
 /// How a block attempt ended.
 #[derive(Debug)]
@@ -101,13 +110,15 @@ pub enum Attempt {
     Done(Vec<u8>, Vec<LinkSite>),
     /// Instruction `n` cannot be translated: retry with the block cut before it.
     Cut(usize),
+    /// Instruction `n` needs more scratch registers: retry lending it guest registers.
+    Wide(usize),
     /// Branches out of range.
     TooLarge,
 }
 
 /// Translate `block` (its first `limit` instructions; if fewer than all, the block exits with
 /// UNSUPPORTED at the next one).
-pub fn translate(block: &GuestBlock, limit: usize, base: u64, ext: Ext) -> Attempt {
+pub fn translate(block: &GuestBlock, limit: usize, base: u64, ext: Ext, wide: &[usize]) -> Attempt {
     let insns = &block.insns[..limit];
     let mut l = Lower {
         _block: core::marker::PhantomData,
@@ -119,6 +130,7 @@ pub fn translate(block: &GuestBlock, limit: usize, base: u64, ext: Ext) -> Attem
         link_sites: Vec::new(),
         temps_used: 0,
         temp_overflow: false,
+        borrowed: Vec::new(),
         cur: 0,
     };
     let mut ended = false;
@@ -126,9 +138,23 @@ pub fn translate(block: &GuestBlock, limit: usize, base: u64, ext: Ext) -> Attem
         l.cur = n;
         l.temps_used = 0;
         l.temp_overflow = false;
+        let lend = wide.contains(&n);
+        if lend {
+            l.borrow_for(&gi.insn);
+        }
         let r = l.insn(&gi.insn);
-        if r.is_err() || l.temp_overflow {
+        if lend {
+            l.give_back();
+        }
+        if r.is_err() {
             return Attempt::Cut(n);
+        }
+        if l.temp_overflow {
+            // Retry with guest registers lent to the pool, except where the instruction may leave
+            // the block halfway (the lent registers would be wrong in the exit state).
+            let leaves = crate::frontend::ends_block(&gi.insn)
+                || matches!(gi.insn.mnemonic(), Mnemonic::Div | Mnemonic::Idiv);
+            return if lend || leaves { Attempt::Cut(n) } else { Attempt::Wide(n) };
         }
         if crate::frontend::ends_block(&gi.insn) {
             ended = true;
@@ -231,12 +257,75 @@ impl Lower<'_> {
 
     /// A scratch register free until the end of the current instruction.
     pub fn tmp(&mut self) -> Reg {
-        if self.temps_used >= TEMPS.len() {
+        let n = self.temps_used;
+        let r = if n < TEMPS.len() {
+            TEMPS[n]
+        } else if let Some(&r) = self.borrowed.get(n - TEMPS.len()) {
+            r
+        } else {
             self.temp_overflow = true;
             return TEMPS[TEMPS.len() - 1];
-        }
+        };
         self.temps_used += 1;
-        TEMPS[self.temps_used - 1]
+        r
+    }
+
+    /// Free the scratch registers taken since the pool held `start` of them, keeping `r` (a
+    /// result computed with them) in the first of those.
+    pub fn compact(&mut self, start: usize, r: Reg) -> Reg {
+        if self.temps_used <= start + 1 || !self.is_temp(r) {
+            return r;
+        }
+        let dst = if start < TEMPS.len() { TEMPS[start] } else { self.borrowed[start - TEMPS.len()] };
+        self.a.mv(dst, r);
+        self.temps_used = start + 1;
+        dst
+    }
+
+    /// Number of scratch registers taken so far in this instruction.
+    pub fn temps_mark(&self) -> usize {
+        self.temps_used
+    }
+
+    /// Whether `r` is a scratch register of the current instruction (so it may be overwritten).
+    pub fn is_temp(&self, r: Reg) -> bool {
+        TEMPS.contains(&r) || self.borrowed.contains(&r)
+    }
+
+    /// All scratch registers are dead again (their values were consumed or moved to `s9`).
+    pub fn free_temps(&mut self) {
+        self.temps_used = 0;
+    }
+
+    /// Lend two guest registers that `i` does not use to the scratch pool.
+    fn borrow_for(&mut self, i: &Instruction) {
+        let mut f = iced_x86::InstructionInfoFactory::new();
+        let info = f.info(i);
+        let used: Vec<Gpr> = info
+            .used_registers()
+            .iter()
+            .filter_map(|u| gpr_of(u.register()).map(|(g, _)| g))
+            .collect();
+        let mut n = 0;
+        for g in LENDERS {
+            if n == 2 {
+                break;
+            }
+            if used.contains(&g) {
+                continue;
+            }
+            let r = regs::guest(g);
+            self.a.sd(r, CTX, (OFF_SCRATCH + 8 * n) as i32);
+            self.borrowed.push(r);
+            n += 1;
+        }
+    }
+
+    fn give_back(&mut self) {
+        let b = core::mem::take(&mut self.borrowed);
+        for (n, r) in b.into_iter().enumerate() {
+            self.a.ld(r, CTX, (OFF_SCRATCH + 8 * n) as i32);
+        }
     }
 
     /// Guest flags (iced bits) live after the current instruction.
@@ -283,6 +372,9 @@ impl Lower<'_> {
         let index = i.memory_index();
         let disp = i.memory_displacement64() as i64;
         let addr32 = base.size() == 4 || index.size() == 4;
+        // At most one scratch register: t0 carries the scaled index, a large displacement or
+        // the segment base for the moment it takes to add them.
+        let t0 = regs::T0;
         let mut addr = if base == Register::RIP || base == Register::EIP {
             let t = self.tmp();
             let target = if base == Register::EIP { disp as u64 & 0xffff_ffff } else { disp as u64 };
@@ -292,54 +384,55 @@ impl Lower<'_> {
             let b = if base == Register::None { None } else { Some(regs::guest(gpr_of(base).ok_or(Unsupp)?.0)) };
             let x = if index == Register::None { None } else { Some(regs::guest(gpr_of(index).ok_or(Unsupp)?.0)) };
             let sh = i.memory_index_scale().trailing_zeros();
-            let (reg, off) = match (b, x) {
-                (Some(b), None) if fits_i12(disp) && !addr32 => (b, disp),
+            match (b, x) {
+                (Some(b), None) if fits_i12(disp) && !addr32 => Addr { base: b, off: disp as i32 },
                 (None, None) => {
                     let t = self.tmp();
                     let d = if addr32 { disp as u64 & 0xffff_ffff } else { disp as u64 };
                     self.a.li(t, d);
-                    (t, 0)
+                    Addr { base: t, off: 0 }
                 }
                 (b, x) => {
                     let t = self.tmp();
                     match (b, x) {
-                        (Some(b), Some(x)) => {
-                            let u = self.tmp();
-                            self.a.add_shifted(t, b, x, sh, u);
-                        }
+                        (Some(b), Some(x)) => self.a.add_shifted(t, b, x, sh, t0),
                         (None, Some(x)) => self.a.slli(t, x, sh),
                         (Some(b), None) => self.a.mv(t, b),
                         (None, None) => {}
                     }
                     if addr32 {
-                        let u = self.tmp();
-                        self.a.add_imm(t, t, disp, u);
+                        self.a.add_imm(t, t, disp, t0);
                         self.a.zext(t, t, 32);
-                        (t, 0)
+                        Addr { base: t, off: 0 }
                     } else if fits_i12(disp) {
-                        (t, disp)
+                        Addr { base: t, off: disp as i32 }
                     } else {
-                        let u = self.tmp();
-                        self.a.add_imm(t, t, disp, u);
-                        (t, 0)
+                        self.a.add_imm(t, t, disp, t0);
+                        Addr { base: t, off: 0 }
                     }
                 }
-            };
-            Addr { base: reg, off: off as i32 }
+            }
         };
         if let Some(off) = seg {
-            let t = self.tmp();
-            self.a.ld(t, CTX, off as i32);
-            let d = self.tmp();
-            if addr.off != 0 {
-                self.a.addi(d, addr.base, addr.off);
-                self.a.r(Op::Add, d, d, t);
-            } else {
-                self.a.r(Op::Add, d, addr.base, t);
-            }
-            addr = Addr { base: d, off: 0 };
+            let d = if self.is_temp(addr.base) { addr.base } else { self.tmp() };
+            self.a.ld(t0, CTX, off as i32);
+            self.a.r(Op::Add, d, addr.base, t0);
+            addr = Addr { base: d, off: addr.off };
         }
         Ok(addr)
+    }
+
+    /// A scratch register holding the full address `at` (its base, when that is already one).
+    pub fn addr_reg(&mut self, at: Addr) -> Reg {
+        if self.is_temp(at.base) {
+            if at.off != 0 {
+                self.a.addi(at.base, at.base, at.off);
+            }
+            return at.base;
+        }
+        let p = self.tmp();
+        self.a.addi(p, at.base, at.off);
+        p
     }
 
     /// Load `bits` from `at`, zero-extended, into `rd`.
@@ -408,7 +501,7 @@ impl Lower<'_> {
             Loc::Imm(v) if bits == 64 || v >> bits == 0 => r,
             _ if bits == 64 => r,
             _ => {
-                let t = if TEMPS.contains(&r) { r } else { self.tmp() };
+                let t = if self.is_temp(r) { r } else { self.tmp() };
                 self.a.zext(t, r, bits);
                 t
             }
@@ -426,7 +519,7 @@ impl Lower<'_> {
         if bits == 64 {
             return r;
         }
-        let t = if TEMPS.contains(&r) { r } else { self.tmp() };
+        let t = if self.is_temp(r) { r } else { self.tmp() };
         self.a.sext(t, r, bits);
         t
     }

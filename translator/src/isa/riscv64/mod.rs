@@ -105,10 +105,12 @@ fn hwprobe() -> Ext {
 /// Translate one block to bytes (the pure part of [`Backend::translate`]).
 pub fn translate_block(block: &GuestBlock, base: u64, ext: Ext) -> Result<(Vec<u8>, Translated), TranslateError> {
     let mut limit = block.insns.len();
+    let mut wide = Vec::new();
     loop {
-        match lower::translate(block, limit, base, ext) {
+        match lower::translate(block, limit, base, ext, &wide) {
             lower::Attempt::Done(code, link_sites) => return Ok((code, Translated { link_sites })),
             lower::Attempt::Cut(n) if n < limit => limit = n,
+            lower::Attempt::Wide(n) if !wide.contains(&n) => wide.push(n),
             _ => return Err(TranslateError::TooLarge),
         }
     }
