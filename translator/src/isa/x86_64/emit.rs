@@ -6,8 +6,9 @@ use iced_x86::{Code, Encoder, Instruction, MemoryOperand, Register};
 
 use crate::isa::TranslateError;
 
-/// Size of a link site: `jmp rel32`.
-pub const LINK_JMP_LEN: usize = 5;
+/// Size of a link site: the rel32 field of a `jmp` or `jcc`, so a conditional branch links
+/// directly to its target without going through a second jump.
+pub const LINK_SITE_LEN: usize = 4;
 
 /// Appends host code to a buffer that will be placed at `base`.
 pub struct Asm<'a> {
@@ -101,9 +102,13 @@ impl<'a> Asm<'a> {
         self.insn(&Instruction::with2(Code::Lea_r64_m, Register::RSP, m).map_err(|_| TranslateError::TooLarge)?)
     }
 
-    /// Push a 64-bit constant without a scratch register or flags: `lea rsp,[rsp-8]` and two
+    /// Push a 64-bit constant without a scratch register or flags: `push imm32` when it
+    /// sign-extends to itself (non-PIE code in the low 2 GiB), else `lea rsp,[rsp-8]` and two
     /// 32-bit stores.
     pub fn push_imm64(&mut self, v: u64) -> Result<(), TranslateError> {
+        if v < 0x8000_0000 {
+            return self.insn(&Instruction::with1(Code::Pushq_imm32, v as i32).map_err(|_| TranslateError::TooLarge)?);
+        }
         self.lea_rsp(-8)?;
         for (disp, half) in [(0i64, v as u32), (4, (v >> 32) as u32)] {
             let m = MemoryOperand::with_base_displ(Register::RSP, disp);
@@ -112,24 +117,22 @@ impl<'a> Asm<'a> {
         Ok(())
     }
 
-    /// A 5-byte `jmp rel32` to `target`, returning the offset (within this block's output) of the
-    /// jump, which is a link site.
+    /// A `jmp rel32` (`E9 cd`) to `target`; returns the block offset of its rel32 field, which is
+    /// what a link site designates.
     pub fn jmp_rel32(&mut self, target: u64) -> Result<usize, TranslateError> {
-        let at = self.len();
-        let mut b = [0u8; LINK_JMP_LEN];
-        encode_jmp_rel32(self.ip(), target, &mut b).ok_or(TranslateError::TooLarge)?;
-        self.raw(&b);
+        self.raw(&[0xe9, 0, 0, 0, 0]);
+        let at = self.len() - LINK_SITE_LEN;
+        self.patch_rel32(at, target)?;
         Ok(at)
     }
 
-    /// A 6-byte `jcc rel32` with condition nibble `cc` (Intel SDM vol. 2, Jcc: `0F 80+cc cd`) to
-    /// `target`.
-    pub fn jcc_rel32(&mut self, cc: u8, target: u64) -> Result<(), TranslateError> {
-        let rel = target.wrapping_sub(self.ip() + 6) as i64;
-        let rel = i32::try_from(rel).map_err(|_| TranslateError::TooLarge)?;
-        self.raw(&[0x0f, 0x80 | (cc & 15)]);
-        self.raw(&rel.to_le_bytes());
-        Ok(())
+    /// A `jcc rel32` with condition nibble `cc` (Intel SDM vol. 2, Jcc: `0F 80+cc cd`) to
+    /// `target`; returns the block offset of its rel32 field.
+    pub fn jcc_rel32(&mut self, cc: u8, target: u64) -> Result<usize, TranslateError> {
+        self.raw(&[0x0f, 0x80 | (cc & 15), 0, 0, 0, 0]);
+        let at = self.len() - LINK_SITE_LEN;
+        self.patch_rel32(at, target)?;
+        Ok(at)
     }
 
     /// Overwrite one byte at block offset `at`.
@@ -137,22 +140,21 @@ impl<'a> Asm<'a> {
         self.out[self.start + at] = v;
     }
 
-    /// Overwrite a previously emitted rel32 jump at block offset `at` (opcode length `oplen`) so it
-    /// reaches `target`.
-    pub fn patch_rel32(&mut self, at: usize, oplen: usize, target: u64) -> Result<(), TranslateError> {
-        let site = self.base + at as u64;
-        let end = site + oplen as u64 + 4;
-        let rel = i32::try_from(target.wrapping_sub(end) as i64).map_err(|_| TranslateError::TooLarge)?;
-        let p = self.start + at + oplen;
-        self.out[p..p + 4].copy_from_slice(&rel.to_le_bytes());
+    /// Make the rel32 field at block offset `at` (the last 4 bytes of a jump) reach `target`.
+    pub fn patch_rel32(&mut self, at: usize, target: u64) -> Result<(), TranslateError> {
+        let mut b = [0u8; LINK_SITE_LEN];
+        encode_rel32(self.base + at as u64, target, &mut b).ok_or(TranslateError::TooLarge)?;
+        let p = self.start + at;
+        self.out[p..p + LINK_SITE_LEN].copy_from_slice(&b);
         Ok(())
     }
 }
 
-/// Encode `jmp rel32` (`E9 cd`) at `site` reaching `target` into `out`; `None` if out of range.
-pub fn encode_jmp_rel32(site: u64, target: u64, out: &mut [u8]) -> Option<()> {
-    let rel = i32::try_from(target.wrapping_sub(site + LINK_JMP_LEN as u64) as i64).ok()?;
-    out.get_mut(..LINK_JMP_LEN)?.copy_from_slice(&[0xe9, 0, 0, 0, 0]);
-    out[1..5].copy_from_slice(&rel.to_le_bytes());
+/// Encode the rel32 field at host address `site` (the last four bytes of a `jmp`/`jcc`) so the
+/// jump reaches `target`; `None` if out of range (±2 GiB: the code cache is one mapping well
+/// under that).
+pub fn encode_rel32(site: u64, target: u64, out: &mut [u8]) -> Option<()> {
+    let rel = i32::try_from(target.wrapping_sub(site + LINK_SITE_LEN as u64) as i64).ok()?;
+    out.get_mut(..LINK_SITE_LEN)?.copy_from_slice(&rel.to_le_bytes());
     Some(())
 }

@@ -48,7 +48,8 @@ fn direct_jump_is_a_link_site() {
     static CODE: [u8; 2] = [0xeb, 0x10];
     let (text, t, start) = translate(&CODE);
     assert_eq!(t.link_sites.len(), 1);
-    assert_eq!(t.link_sites[0].offset, 0);
+    // The site is the jmp's rel32 field.
+    assert_eq!(t.link_sites[0].offset, 1);
     assert_eq!(t.link_sites[0].target, start + 0x12);
     assert!(text[0].starts_with("jmp "));
 }
@@ -61,7 +62,9 @@ fn jcc_has_two_link_sites() {
     assert_eq!(text[0], "cmp eax,1");
     assert!(text[1].starts_with("jne "));
     let targets: Vec<u64> = t.link_sites.iter().map(|l| l.target).collect();
-    assert_eq!(targets, vec![start + 5, start + 10]);
+    assert_eq!(targets, vec![start + 10, start + 5]);
+    // The jcc itself is the taken path's site.
+    assert_eq!(t.link_sites[0].offset, 3 + 2);
 }
 
 #[test]

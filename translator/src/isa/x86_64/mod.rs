@@ -17,7 +17,7 @@ use crate::cpuid::Features;
 use crate::ctx::{exit, ThreadCtx, OFF_EXIT_ARG, OFF_EXIT_REASON};
 use crate::frontend::{BlockEnd, GuestBlock, GuestInsn};
 use crate::isa::{Backend, LinkSite, TranslateError, Translated};
-use emit::{Asm, LINK_JMP_LEN};
+use emit::{Asm, LINK_SITE_LEN};
 use regs::*;
 
 /// The x86_64 code generator.
@@ -43,10 +43,8 @@ impl std::fmt::Debug for InstructionInfoFactoryBox {
 
 /// An exit the block still has to emit a stub for.
 struct PendingExit {
-    /// Offset of the `jmp rel32` (link site) or `jcc rel32` that must reach the stub.
+    /// Block offset of the rel32 field (of a `jmp` or `jcc`) that must reach the stub.
     at: usize,
-    /// Opcode length before the rel32 (1 for `jmp`, 2 for `jcc`).
-    oplen: usize,
     /// Guest address to continue at.
     rip: u64,
     /// Exit code.
@@ -57,7 +55,7 @@ struct PendingExit {
 
 impl Backend for X86Backend {
     const NAME: &'static str = "x86_64";
-    const LINK_SITE_LEN: usize = LINK_JMP_LEN;
+    const LINK_SITE_LEN: usize = LINK_SITE_LEN;
 
     fn new() -> Self {
         X86Backend::default()
@@ -113,12 +111,12 @@ impl Backend for X86Backend {
                 BlockEnd::Unfetchable(pc) => (pc, exit::NOT_EXECUTABLE),
             };
             let at = a.jmp_rel32(a.ip())?;
-            pending.push(PendingExit { at, oplen: 1, rip, reason, link: reason == exit::LOOKUP });
+            pending.push(PendingExit { at, rip, reason, link: reason == exit::LOOKUP });
         }
         let mut link_sites = Vec::new();
         for p in pending {
             let stub = a.ip();
-            a.patch_rel32(p.at, p.oplen, stub)?;
+            a.patch_rel32(p.at, stub)?;
             emit_exit_stub(&mut a, p.rip, p.reason, if p.link { base + p.at as u64 } else { 0 })?;
             if p.link {
                 link_sites.push(LinkSite { offset: p.at as u32, target: p.rip });
@@ -128,7 +126,7 @@ impl Backend for X86Backend {
     }
 
     fn encode_link(&self, site: u64, target: u64, out: &mut [u8]) -> Option<()> {
-        emit::encode_jmp_rel32(site, target, out)
+        emit::encode_rel32(site, target, out)
     }
 
     fn flush_icache(&self, _start: u64, _len: usize) {
@@ -213,7 +211,7 @@ impl X86Backend {
         let next = i.next_ip();
         let mut exit_now = |a: &mut Asm<'_>, rip: u64, reason: u64, link: bool| -> Result<(), TranslateError> {
             let at = a.jmp_rel32(a.ip())?;
-            pending.push(PendingExit { at, oplen: 1, rip, reason, link });
+            pending.push(PendingExit { at, rip, reason, link });
             Ok(())
         };
         if uses_gs(i) || is_unsupported(i) {
@@ -250,29 +248,25 @@ impl X86Backend {
                 Ok(Some(true))
             }
             FlowControl::ConditionalBranch if i.is_jcc_short_or_near() => {
-                // jcc → a linkable jmp to the target; fall through → a linkable jmp to `next`.
+                // The jcc's own rel32 links to the target; the fall-through jmp's to `next`.
                 let cc = i.condition_code() as u8 - ConditionCode::o as u8;
-                let jcc_at = a.len();
-                a.jcc_rel32(cc, a.ip())?;
+                let taken = a.jcc_rel32(cc, a.ip())?;
+                pending.push(PendingExit { at: taken, rip: i.near_branch_target(), reason: exit::LOOKUP, link: true });
                 let fall = a.jmp_rel32(a.ip())?;
-                pending.push(PendingExit { at: fall, oplen: 1, rip: next, reason: exit::LOOKUP, link: true });
-                let taken = a.jmp_rel32(a.ip())?;
-                pending.push(PendingExit { at: taken, oplen: 1, rip: i.near_branch_target(), reason: exit::LOOKUP, link: true });
-                let taken_addr = a_base(a) + taken as u64;
-                a.patch_rel32(jcc_at, 2, taken_addr)?;
+                pending.push(PendingExit { at: fall, rip: next, reason: exit::LOOKUP, link: true });
                 Ok(Some(true))
             }
             FlowControl::ConditionalBranch if is_rcx_branch(i) => {
                 // JRCXZ/JECXZ/LOOPcc only have rel8 forms: branch over a fall-through jump.
                 let mut copy = *i;
-                // `op rel8` with the target 5 bytes ahead: the fall-through jmp is 5 bytes.
+                // `op rel8` with the target past the 5-byte fall-through `jmp rel32`.
                 let len = 2 + u64::from(has_addr_prefix(i));
-                copy.set_near_branch64(a.ip() + len + LINK_JMP_LEN as u64);
+                copy.set_near_branch64(a.ip() + len + 5);
                 a.insn(&copy)?;
                 let fall = a.jmp_rel32(a.ip())?;
-                pending.push(PendingExit { at: fall, oplen: 1, rip: next, reason: exit::LOOKUP, link: true });
+                pending.push(PendingExit { at: fall, rip: next, reason: exit::LOOKUP, link: true });
                 let taken = a.jmp_rel32(a.ip())?;
-                pending.push(PendingExit { at: taken, oplen: 1, rip: i.near_branch_target(), reason: exit::LOOKUP, link: true });
+                pending.push(PendingExit { at: taken, rip: i.near_branch_target(), reason: exit::LOOKUP, link: true });
                 Ok(Some(true))
             }
             FlowControl::Call if i.is_call_near() => {
@@ -363,10 +357,6 @@ impl X86Backend {
         a.insn(&m)?;
         a.load_gs(scratch, S_REWRITE)
     }
-}
-
-fn a_base(a: &Asm<'_>) -> u64 {
-    a.ip() - a.len() as u64
 }
 
 fn has_addr_prefix(i: &Instruction) -> bool {
