@@ -153,3 +153,24 @@ fn binary128_matches_across_spellings() {
     assert_eq!(class(&m, "mysinl"), Class::Convert(vec![Conversion::LongDouble]));
     assert_eq!(excluded(&m, "modfl"), Reason::LongDoubleInMemory);
 }
+
+#[test]
+fn constants_that_differ_are_found() {
+    use abi::gen::{differing_constants, parse_source, Target};
+    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::env::temp_dir().join(format!("abi-gen-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let h = dir.join("consts.h");
+    std::fs::write(&h, "#ifdef __x86_64__\n#define MODE_FAST 0x400\n#else\n#define MODE_FAST 2\n#endif\n#define MODE_SLOW 1\n#define NAME \"n\"\n")
+        .expect("write header");
+    let clang = clang::Clang::new().expect("libclang");
+    let index = clang::Index::new(&clang, false, false);
+    let (tx, tr) = (Target::system("x86_64-linux-gnu", "amd64"), Target::system("riscv64-linux-gnu", "riscv64"));
+    let headers = vec![h.display().to_string()];
+    let src = format!("#include <{}>\n", h.display());
+    let x = parse_source(&index, &tx, &[], &src, &[]).expect("x86");
+    let r = parse_source(&index, &tr, &[], &src, &[]).expect("riscv");
+    let diff = differing_constants(&index, [&tx, &tr], &[], &headers, &x, &r, &|_| true);
+    assert_eq!(diff, vec![("MODE_FAST".to_owned(), 0x400, 2)]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -62,6 +62,17 @@ fn is_error(s: Severity) -> bool {
 
 /// Parse `source` (C text) for one target; returns the declarations and error messages.
 pub fn parse_source(index: &Index<'_>, target: &Target, defines: &[&str], source: &str, strip: &[String]) -> Result<TargetDb, Vec<String>> {
+    parse_source_with(index, target, defines, source, strip, false)
+}
+
+fn parse_source_with(
+    index: &Index<'_>,
+    target: &Target,
+    defines: &[&str],
+    source: &str,
+    strip: &[String],
+    tolerate_errors: bool,
+) -> Result<TargetDb, Vec<String>> {
     let name = "ld-nc-abi-gen.c";
     let mut args: Vec<String> = target.args.clone();
     args.extend(defines.iter().map(|d| (*d).to_owned()));
@@ -85,7 +96,7 @@ pub fn parse_source(index: &Index<'_>, target: &Target, defines: &[&str], source
             format!("{}: {file}:{}: {}", target.triple, loc.line, d.get_text())
         })
         .collect();
-    if !errors.is_empty() {
+    if !errors.is_empty() && !tolerate_errors {
         return Err(errors);
     }
     let mut w = Walker::new(strip.to_vec());
@@ -277,6 +288,34 @@ pub struct FamilyDb {
     pub r: TargetDb,
     pub headers: Vec<String>,
     pub skipped: Vec<String>,
+    /// Integer constants (object-like macros of the family's own headers) whose values differ
+    /// between the targets: (name, x86-64 value, riscv64 value).
+    pub constants: Vec<(String, i128, i128)>,
+}
+
+/// Evaluate every public object-like macro defined by the family's own headers on both targets
+/// and return those whose integer values differ. The generator cannot tell which functions take
+/// which constants, so these are listed in the manifests for the people writing handlers.
+pub fn differing_constants(
+    index: &Index<'_>,
+    targets: [&Target; 2],
+    defines: &[&str],
+    headers: &[String],
+    x: &TargetDb,
+    r: &TargetDb,
+    own: &dyn Fn(&str) -> bool,
+) -> Vec<(String, i128, i128)> {
+    let names: Vec<&String> = x.macros.iter().filter(|(n, f)| r.macros.contains_key(*n) && own(f)).map(|(n, _)| n).collect();
+    let mut src = includes(headers);
+    for n in &names {
+        // Macros that are not integer constant expressions just fail to evaluate.
+        src.push_str(&format!("static const long long __ldnc_c_{n} = (long long)({n});\n"));
+    }
+    let eval = |t: &Target| parse_source_with(index, t, defines, &src, &[], true).map(|db| db.constants).unwrap_or_default();
+    let (cx, cr) = (eval(targets[0]), eval(targets[1]));
+    cx.iter()
+        .filter_map(|(n, vx)| cr.get(n).filter(|vr| *vr != vx).map(|vr| (n.clone(), *vx, *vr)))
+        .collect()
 }
 
 fn merge(into: &mut TargetDb, from: TargetDb) {
@@ -285,6 +324,9 @@ fn merge(into: &mut TargetDb, from: TargetDb) {
     }
     for (k, v) in from.records {
         into.records.entry(k).or_insert(v);
+    }
+    for (k, v) in from.macros {
+        into.macros.entry(k).or_insert(v);
     }
 }
 
@@ -348,7 +390,17 @@ pub fn parse_family(index: &Index<'_>, sys: &Sysroot, fam: &Family, log: &mut dy
             }
         }
     }
-    Ok(FamilyDb { x, r, headers, skipped })
+    let fam_headers = headers.clone();
+    let own = move |file: &str| {
+        if fam_headers.iter().any(|h| file.ends_with(&format!("/{h}"))) {
+            return true;
+        }
+        // glibc's constants live in its internal bits/ headers too, but not in the kernel's.
+        fam.skip_prefixes.iter().any(|p| file.contains(&format!("/{p}"))) && !file.contains("/linux/") && !file.contains("/asm")
+    };
+    let constants = differing_constants(index, [&tx, &tr], defines, &headers, &x, &r, &own);
+    log(&format!("{}: {} constants differ between the targets", fam.name, constants.len()));
+    Ok(FamilyDb { x, r, headers, skipped, constants })
 }
 
 /// Build the manifest of one library of a parsed family.
@@ -451,6 +503,13 @@ pub fn manifest_for(
     let read: Vec<String> = db.headers.iter().filter(|h| h.starts_with(&root)).map(|h| h.replace(&root, "sysroot/")).collect();
     if !read.is_empty() {
         m.comments.push(format!("also read: {}", read.join(" ")));
+    }
+    if !db.constants.is_empty() {
+        let list: Vec<String> = db.constants.iter().map(|(n, a, b)| format!("{n}={a}/{b}")).collect();
+        m.comments.push(format!(
+            "constants whose values differ (x86-64/riscv64; arguments carrying them need a handler): {}",
+            list.join(" ")
+        ));
     }
     m.comments.push(format!("{} headers read; skipped (do not compile alone on both targets): {}", db.headers.len(), if db.skipped.is_empty() { "none".to_owned() } else { db.skipped.join(" ") }));
     Ok(m)

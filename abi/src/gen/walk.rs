@@ -51,6 +51,10 @@ pub struct RecordInfo {
 pub struct TargetDb {
     pub decls: BTreeMap<String, Decl>,
     pub records: HashMap<String, RecordInfo>,
+    /// Object-like macros with public names (`O_DIRECTORY`), with the file defining them.
+    pub macros: BTreeMap<String, String>,
+    /// Values of `__ldnc_c_NAME` variables (the constants pass of `gen::constants`).
+    pub constants: BTreeMap<String, i128>,
 }
 
 /// A macro that expands to `__attribute__((format(...)))`: its kind and where each position comes
@@ -154,13 +158,41 @@ impl Walker<'_> {
             match e.get_kind() {
                 EntityKind::MacroDefinition => self.note_macro(e),
                 EntityKind::FunctionDecl => self.function(e),
-                EntityKind::VarDecl => self.variable(e),
+                EntityKind::VarDecl => {
+                    let name = e.get_name().unwrap_or_default();
+                    if let Some(c) = name.strip_prefix("__ldnc_c_") {
+                        let v = match e.evaluate() {
+                            Some(clang::EvaluationResult::SignedInteger(v)) => Some(i128::from(v)),
+                            Some(clang::EvaluationResult::UnsignedInteger(v)) => Some(i128::from(v)),
+                            _ => None,
+                        };
+                        if let Some(v) = v {
+                            self.db.constants.insert(c.to_owned(), v);
+                        }
+                    } else {
+                        self.variable(e);
+                    }
+                }
                 _ => {}
             }
         }
     }
 
     fn note_macro(&mut self, e: Entity<'_>) {
+        if !e.is_function_like_macro() && !e.is_builtin_macro() {
+            if let Some(name) = e.get_name() {
+                let public = name.starts_with(|c: char| c.is_ascii_uppercase())
+                    && name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+                if public {
+                    let file = e
+                        .get_location()
+                        .and_then(|l| l.get_file_location().file)
+                        .map(|f| f.get_path().display().to_string())
+                        .unwrap_or_default();
+                    self.db.macros.insert(name, file);
+                }
+            }
+        }
         let Some(range) = e.get_range() else { return };
         let toks = spell(&range.tokenize());
         let Some((scanf, a, b)) = find_format(&toks) else { return };
