@@ -26,25 +26,15 @@ use translator::{CpuState, Gpr};
 use crate::process::Process;
 
 /// What the syscall layer needs from the translator: dropping translations of guest code that
-/// changed, and running a vfork child's guest code.
+/// changed.
 pub trait CodeCache {
     /// Forget translations of guest code in `[start, end)`.
     fn invalidate(&mut self, start: u64, end: u64);
-
-    /// Run a new guest thread with registers `cpu` until the guest exits; its exit status. Used
-    /// by a vfork child, which borrows the translator while its parent is suspended.
-    fn run_child(&mut self, cpu: &CpuState, proc: &mut Process) -> i32;
 }
 
 impl<B: translator::Backend> CodeCache for translator::Translator<B> {
     fn invalidate(&mut self, start: u64, end: u64) {
         translator::Translator::invalidate(self, start, end);
-    }
-
-    fn run_child(&mut self, cpu: &CpuState, proc: &mut Process) -> i32 {
-        let mut ctx = translator::ThreadCtx::new();
-        ctx.cpu = cpu.clone();
-        crate::run::run_loop(self, &mut ctx, proc)
     }
 }
 

@@ -143,16 +143,33 @@ const CLONE_CHILD_CLEARTID: u64 = 0x20_0000;
 const CLONE_CHILD_SETTID: u64 = 0x100_0000;
 
 /// fork as a guest sees it, with the clone(2) extras that fork-like clones use.
+///
+/// vfork (and CLONE_VFORK) is a fork too: the child must not share the translator's memory while
+/// the parent waits. What is kept of vfork is that the parent does not run until the child has
+/// exec'd or exited: the child holds the write end of a close-on-exec pipe and the parent reads
+/// until EOF. (So glibc's posix_spawn cannot learn an exec failure through shared memory: it
+/// reports success and the child exits with 127, as older glibc did.)
 fn fork_like(sys: &mut Sys<'_>, flags: u64, newsp: u64, ptid: u64, ctid: u64, tls: u64) -> SysRet {
-    if flags & CLONE_VFORK != 0 {
-        return vfork_in_place(sys, flags, newsp, ptid, ctid, tls);
-    }
+    let vfork = flags & CLONE_VFORK != 0;
+    let fds = if vfork { vfork_pipe() } else { None };
     // SAFETY: ld-nc has one thread, so the child's copy of the host libc is consistent.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
-        return err(crate::mem::errno());
+        let e = crate::mem::errno();
+        if let Some((r, w)) = fds {
+            // SAFETY: our own descriptors.
+            unsafe {
+                libc::close(r);
+                libc::close(w);
+            }
+        }
+        return err(e);
     }
     if pid == 0 {
+        if let Some((r, _)) = fds {
+            // SAFETY: our own descriptor.
+            unsafe { libc::close(r) };
+        }
         // SAFETY: gettid has no preconditions.
         let tid = unsafe { libc::gettid() } as u32;
         if newsp != 0 {
@@ -175,102 +192,42 @@ fn fork_like(sys: &mut Sys<'_>, flags: u64, newsp: u64, ptid: u64, ctid: u64, tl
     if flags & CLONE_PARENT_SETTID != 0 {
         let _ = sys.write_guest(ptid, &(pid as u32).to_le_bytes());
     }
-    SysRet::Ret(i64::from(pid))
-}
-
-/// Host stack for a vfork child's ld-nc (the guest keeps its own stack).
-const VFORK_STACK: usize = 1 << 20;
-
-/// What the vfork child needs, passed through `clone`'s argument.
-struct VforkChild<'a> {
-    code: *mut (dyn super::CodeCache + 'a),
-    proc: *mut crate::process::Process,
-    cpu: translator::CpuState,
-    flags: u64,
-    ctid: u64,
-}
-
-extern "C" fn vfork_child_main(arg: *mut libc::c_void) -> libc::c_int {
-    // SAFETY: `arg` is the `VforkChild` on the suspended parent's stack (CLONE_VFORK keeps it
-    // alive and untouched until this child execs or exits).
-    let a = unsafe { &mut *arg.cast::<VforkChild<'_>>() };
-    if a.flags & CLONE_CHILD_SETTID != 0 {
-        // SAFETY: gettid has no preconditions; the guest asked for its tid at `ctid`.
-        let tid = unsafe { libc::gettid() } as u32;
-        // SAFETY: guest memory, shared with the parent as vfork shares it natively.
-        if let Some(m) = unsafe { (*a.proc).mem.try_borrow().ok() } {
-            if m.allows(a.ctid, a.ctid + 4, crate::mem::PROT_WRITE) {
-                // SAFETY: checked guest-writable.
-                unsafe { (a.ctid as *mut u32).write_unaligned(tid) };
-            }
+    if let Some((r, w)) = fds {
+        // SAFETY: our own descriptors; EOF comes when the child execs or exits.
+        unsafe {
+            libc::close(w);
+            let mut b = [0u8; 1];
+            while libc::read(r, b.as_mut_ptr().cast(), 1) < 0 && crate::mem::errno() == libc::EINTR {}
+            libc::close(r);
         }
     }
-    // SAFETY: the parent is suspended inside its syscall handler, not using the translator or
-    // the process state: this child has them exclusively until it execs or exits.
-    let code = unsafe { (*a.code).run_child(&a.cpu, &mut *a.proc) };
-    // SAFETY: ends this child without running anything of the parent's (atexit, destructors).
-    unsafe { libc::_exit(code) }
+    SysRet::Ret(i64::from(pid))
 }
 
-/// vfork with the real semantics — the child shares the parent's memory and the parent waits
-/// until it execs or exits — because callers depend on it: glibc's posix_spawn learns the exec
-/// error through memory the child writes. The child runs ld-nc's loop on a stack of its own with
-/// the same translator, which the suspended parent is not using.
-fn vfork_in_place(sys: &mut Sys<'_>, flags: u64, newsp: u64, ptid: u64, ctid: u64, tls: u64) -> SysRet {
-    let mut cpu = sys.cpu.clone();
-    cpu.set(Gpr::Rax, 0);
-    cpu.set(Gpr::Rcx, cpu.rip);
-    cpu.set(Gpr::R11, cpu.rflags);
-    if newsp != 0 {
-        cpu.set(Gpr::Rsp, newsp);
+/// Lowest descriptor number for ld-nc's vfork pipe, out of the way of the guest's own.
+const VFORK_PIPE_FD: i32 = 512;
+
+/// A close-on-exec pipe at high descriptor numbers, `(read, write)`.
+fn vfork_pipe() -> Option<(i32, i32)> {
+    let mut fds = [-1i32; 2];
+    // SAFETY: valid out-array; the descriptors are ours until closed.
+    unsafe {
+        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+            return None;
+        }
+        let mut high = [-1i32; 2];
+        for i in 0..2 {
+            high[i] = libc::fcntl(fds[i], libc::F_DUPFD_CLOEXEC, VFORK_PIPE_FD);
+            libc::close(fds[i]);
+        }
+        if high[0] < 0 || high[1] < 0 {
+            for fd in high.into_iter().filter(|&fd| fd >= 0) {
+                libc::close(fd);
+            }
+            return None;
+        }
+        Some((high[0], high[1]))
     }
-    if flags & CLONE_SETTLS != 0 {
-        cpu.fs_base = tls;
-    }
-    // SAFETY: a fresh private mapping for the child's host stack.
-    let stack = unsafe {
-        libc::mmap(
-            core::ptr::null_mut(),
-            VFORK_STACK,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
-            -1,
-            0,
-        )
-    };
-    if stack == libc::MAP_FAILED {
-        return err(libc::ENOMEM);
-    }
-    // The child changes ld-nc's record of dispositions (posix_spawn resets handlers) in shared
-    // memory, but the kernel gave it its own copy of the host ones: the parent's view comes back.
-    let saved_actions = sys.proc.sigactions;
-    let saved_alt = sys.proc.altstack;
-    let mut child = VforkChild { code: sys.code as *mut _, proc: sys.proc as *mut _, cpu, flags, ctid };
-    let sig = (flags & 0xff) as i32;
-    // SAFETY: the child runs `vfork_child_main` on its own stack in our memory; CLONE_VFORK
-    // suspends this thread until it execs or exits, so `child` and everything it points to stay
-    // valid and unshared meanwhile.
-    let pid = unsafe {
-        libc::clone(
-            vfork_child_main,
-            stack.cast::<u8>().add(VFORK_STACK).cast(),
-            libc::CLONE_VM | libc::CLONE_VFORK | sig,
-            (&mut child as *mut VforkChild<'_>).cast(),
-        )
-    };
-    let e = crate::mem::errno();
-    // SAFETY: the child no longer runs on it (it exec'd or exited).
-    unsafe { libc::munmap(stack, VFORK_STACK) };
-    sys.proc.sigactions = saved_actions;
-    sys.proc.altstack = saved_alt;
-    sys.proc.force_signals = false;
-    if pid < 0 {
-        return err(e);
-    }
-    if flags & CLONE_PARENT_SETTID != 0 {
-        let _ = sys.write_guest(ptid, &(pid as u32).to_le_bytes());
-    }
-    SysRet::Ret(i64::from(pid))
 }
 
 fn fork(sys: &mut Sys<'_>, _: [u64; 6]) -> SysRet {
