@@ -261,7 +261,7 @@ impl Host {
                 self.f += 1;
                 Ok(HPlace::Flat(vec![HostLoc::F(FA0 + self.f - 1)]))
             }
-            Ty::LongDouble | Ty::F128 => Ok(HPlace::Words(self.pair(variadic))),
+            Ty::LongDouble | Ty::F128 => Ok(HPlace::Words(self.pair(variadic, 16))),
             Ty::Agg(a) if a.size > 16 => Ok(HPlace::ByRef(self.word())),
             Ty::Agg(a) => {
                 if fp_ok && !a.union {
@@ -271,24 +271,22 @@ impl Host {
                 }
                 if a.size <= 8 {
                     Ok(HPlace::Words(vec![self.word()]))
-                } else if variadic && a.align >= 16 {
-                    Ok(HPlace::Words(self.pair(true)))
                 } else {
-                    Ok(HPlace::Words(self.pair(false)))
+                    Ok(HPlace::Words(self.pair(variadic && a.align >= 16, a.align)))
                 }
             }
             _ => Ok(HPlace::Words(vec![self.word()])),
         }
     }
 
-    /// Two XLEN words: in registers, split register/stack, or on the stack (16-aligned). Variadic
-    /// 2×XLEN-aligned values start at an even register.
-    fn pair(&mut self, even: bool) -> Vec<HostLoc> {
+    /// Two XLEN words: in registers, split register/stack, or on the stack (aligned to the type,
+    /// at least XLEN). Variadic 2×XLEN-aligned values start at an even register.
+    fn pair(&mut self, even: bool, align: u32) -> Vec<HostLoc> {
         if even && self.x % 2 == 1 && self.x < 8 {
             self.x += 1;
         }
         if self.x >= 8 {
-            return self.stack_words(2, 16);
+            return self.stack_words(2, align);
         }
         vec![self.word(), self.word()]
     }
@@ -685,6 +683,17 @@ mod tests {
             p.args,
             vec![mv(g(7), x(10), Ext::Copy64), mv(g(6), x(11), Ext::Copy64), mv(xmm(0, 0), x(12), Ext::Copy64), mv(g(2), x(13), Ext::Copy64)]
         );
+    }
+
+    #[test]
+    fn stack_arguments_keep_their_alignment() {
+        // Eight words fill a0-a7; then {long,long} (align 8) takes sp+0 and sp+8, the i32 sp+16,
+        // and the long double (align 16) skips to sp+32.
+        let p = plan("(i64,i64,i64,i64,i64,i64,i64,i64,{16:8:i64@0,i64@8},i32,ld)->v", &[]);
+        let host: Vec<Loc> = p.args.iter().skip(8).map(|m| m.to).collect();
+        let st = |o| Loc::Host(HostLoc::Stack(o));
+        assert_eq!(host, vec![st(0), st(8), st(16), st(32), st(40)]);
+        assert_eq!(p.host_stack, 48);
     }
 
     #[test]
