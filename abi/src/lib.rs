@@ -4,13 +4,15 @@
 //! - [`types`]: the compact type and signature model; [`manifest`]: the format (`MANIFEST.md`),
 //!   reader, writer and the load-time check against a host library's exports ([`report`] counts).
 //! - [`plan`]: SysV x86-64 and LP64D argument placement and the move plans between them;
-//!   [`valist`]: both `va_list`s; [`format`]: typing printf/scanf varargs from the format string.
+//!   [`valist`]: both `va_list`s; [`format`]: typing printf/scanf varargs from the format string;
+//!   [`ldouble`]: x87 80-bit ⇄ binary128.
 //!
 //! The runtime part here (types, manifests, conventions, plans) builds for both hosts and links
 //! nothing but std. The header-driven generator lives in `src/gen/` behind the `generator`
 //! feature, since it needs libclang, which the riscv64 host does not have.
 
 pub mod format;
+pub mod ldouble;
 pub mod manifest;
 pub mod plan;
 pub mod report;
