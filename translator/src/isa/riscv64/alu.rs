@@ -466,7 +466,7 @@ impl Lower<'_> {
         }
         let done = self.a.label();
         let zero = self.a.label();
-        if count.map_or(true, |n| (if bits < 32 { n % (bits + 1) } else { n }) == 0) {
+        if count.is_none_or(|n| (if bits < 32 { n % (bits + 1) } else { n }) == 0) {
             self.a.b(Op::Beq, c, Reg::ZERO, zero);
         }
         let (r, x, k) = (self.tmp(), self.tmp(), self.tmp());

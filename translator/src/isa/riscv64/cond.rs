@@ -67,12 +67,68 @@ impl Lower<'_> {
                 return r;
             }
         }
+        if self.fs == FState::Unknown && f == Flag::C {
+            return self.dynamic_cf();
+        }
         self.materialize();
         let t = self.tmp();
         self.a.ld(t, CTX, OFF_RFLAGS as i32);
         self.a.srli(t, t, f as u32);
         self.a.i(Op::Andi, t, t, 1);
         t
+    }
+
+    /// CF when the kind is only known at run time (a block's first reader: `dec; jnz` loops,
+    /// `adc` chains split across blocks): switch on the kind word for the common kinds, and
+    /// call the helper only for the others.
+    fn dynamic_cf(&mut self) -> Reg {
+        let (k, op, sh, r) = (self.tmp(), self.tmp(), self.tmp(), self.tmp());
+        let t = super::regs::T0;
+        let (exact, sub, add, zero, aux, slow, join) =
+            (self.a.label(), self.a.label(), self.a.label(), self.a.label(), self.a.label(), self.a.label(), self.a.label());
+        self.a.ld(k, CTX, flags::OFF_KIND);
+        self.a.b(Op::Beq, k, Reg::ZERO, exact);
+        self.a.srli(op, k, 8);
+        self.a.i(Op::Andi, sh, k, 0xff);
+        self.a.li(t, 64);
+        self.a.r(Op::Sub, sh, t, sh);
+        self.a.li(t, Kind::Sub as u64);
+        self.a.b(Op::Beq, op, t, sub);
+        self.a.li(t, Kind::Add as u64);
+        self.a.b(Op::Beq, op, t, add);
+        self.a.li(t, Kind::Logic as u64);
+        self.a.b(Op::Beq, op, t, zero);
+        self.a.addi(t, op, -(Kind::Inc as i32));
+        self.a.li(k, 2);
+        self.a.b(Op::Bltu, t, k, aux);
+        self.a.j(slow);
+        self.a.bind(sub);
+        self.a.r(Op::Sll, k, F_SRC1, sh);
+        self.a.r(Op::Sll, op, F_SRC2, sh);
+        self.a.r(Op::Sltu, r, k, op);
+        self.a.j(join);
+        self.a.bind(add);
+        self.a.r(Op::Sll, k, F_RES, sh);
+        self.a.r(Op::Sll, op, F_SRC1, sh);
+        self.a.r(Op::Sltu, r, k, op);
+        self.a.j(join);
+        self.a.bind(zero);
+        self.a.li(r, 0);
+        self.a.j(join);
+        self.a.bind(aux);
+        self.a.ld(r, CTX, flags::OFF_AUX);
+        self.a.i(Op::Andi, r, r, 1);
+        self.a.j(join);
+        self.a.bind(slow);
+        // The helper leaves the kind EXACT, which the static state (Unknown) allows.
+        let saved = self.fs;
+        self.call_helper(super::lower::OFF_MAT_FN);
+        self.fs = saved;
+        self.a.bind(exact);
+        self.a.ld(r, CTX, OFF_RFLAGS as i32);
+        self.a.i(Op::Andi, r, r, 1);
+        self.a.bind(join);
+        r
     }
 
     fn lazy_flag(&mut self, kind: Kind, bits: u32, f: Flag) -> Option<Reg> {
@@ -168,6 +224,9 @@ impl Lower<'_> {
             if needs.iter().any(|&f| !inline_ok(kind, f)) {
                 self.materialize();
             }
+        } else if self.fs == FState::Unknown && !matches!(split(cc).0, CC::b) {
+            // Only CF has a helper-free path from an unknown kind.
+            self.materialize();
         }
         if let FState::Lazy { kind: Kind::Sub, bits, .. } = self.fs {
             if let Some(r) = self.sub_cond(cc, bits) {

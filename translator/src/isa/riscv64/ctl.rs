@@ -434,6 +434,7 @@ impl Lower<'_> {
                 Ok(())
             }
             M::Cmpxchg => self.cmpxchg(i),
+            M::Cmpxchg8b if i.code() == Code::Cmpxchg8b_m64 => self.cmpxchg8b(i),
             M::Xadd => self.xadd(i),
             _ => self.string(i),
         }
@@ -501,6 +502,51 @@ impl Lower<'_> {
         self.a.b(Op::Beq, x, ys, done);
         self.write(rax, bits, old)?;
         self.a.bind(done);
+        Ok(())
+    }
+
+    /// `cmpxchg8b m64`: EDX:EAX against memory, ECX:EBX stored on a match; only ZF changes.
+    fn cmpxchg8b(&mut self, i: &Instruction) -> LResult {
+        let live = self.live() & iced_x86::RflagsBits::ZF != 0;
+        let keep = fl::STATUS & !fl::ZF;
+        let need_old = if live { self.begin_exact(keep) } else { false };
+        let Loc::Mem(at) = self.loc(i, 0)? else { return Err(Unsupp) };
+        let p = self.addr_reg(at);
+        let pair = |l: &mut Self, hi: Gpr, lo: Gpr| {
+            let r = l.tmp();
+            l.a.slli(r, regs::guest(hi), 32);
+            l.a.zext(regs::T0, regs::guest(lo), 32);
+            l.a.r(Op::Or, r, r, regs::T0);
+            r
+        };
+        let x = pair(self, Gpr::Rdx, Gpr::Rax);
+        let n = pair(self, Gpr::Rcx, Gpr::Rbx);
+        let (old, t) = (self.tmp(), self.tmp());
+        let (plain, retry, fail, ok) = (self.a.label(), self.a.label(), self.a.label(), self.a.label());
+        self.a.i(Op::Andi, regs::T0, p, 7);
+        self.a.b(Op::Bne, regs::T0, Reg::ZERO, plain);
+        self.a.bind(retry);
+        self.a.word(enc_amo(Op::LrD, true, true, old, p, Reg::ZERO));
+        self.a.b(Op::Bne, old, x, fail);
+        self.a.word(enc_amo(Op::ScD, true, true, t, p, n));
+        self.a.b(Op::Bne, t, Reg::ZERO, retry);
+        self.a.j(ok);
+        self.a.bind(plain);
+        self.a.ld(old, p, 0);
+        self.a.b(Op::Bne, old, x, fail);
+        self.a.sd(n, p, 0);
+        self.a.j(ok);
+        self.a.bind(fail);
+        self.a.zext(regs::guest(Gpr::Rax), old, 32);
+        self.a.srli(regs::guest(Gpr::Rdx), old, 32);
+        self.a.bind(ok);
+        if live {
+            // ZF = the values matched (old == x on both paths).
+            self.a.r(Op::Xor, t, old, x);
+            self.a.i(Op::Sltiu, t, t, 1);
+            self.a.slli(t, t, 6);
+            self.end_exact(need_old, keep, t);
+        }
         Ok(())
     }
 

@@ -157,7 +157,7 @@ fn signed_and_unsigned_conditions() {
             a == b,
             (r as i32) < 0,
             of,
-            (r as u8).count_ones() % 2 == 0,
+            (r as u8).count_ones().is_multiple_of(2),
         ];
         let got: Vec<bool> = g.data[..8].iter().map(|&x| x != 0).collect();
         assert_eq!(got, want, "cmp {a:#x}, {b:#x}");
