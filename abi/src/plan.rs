@@ -502,8 +502,7 @@ fn build(sig: &Signature, variadic: &[Ty], to_host: bool) -> Result<CallPlan, Pl
                 plan.ret.push(Move { from: m.1, to: Loc::Host(HostLoc::X(A0 + 1)), ext: Ext::F80ToF128Hi });
             }
         }
-        t if g_mem => {
-            let _ = t;
+        _ if g_mem => {
             let m = (Loc::Host(HostLoc::X(A0)), Loc::Guest(GuestLoc::Gpr { reg: 0, byte: 0 }));
             plan.ret.push(if to_host { Move { from: m.0, to: m.1, ext: Ext::Copy64 } } else { Move { from: m.1, to: m.0, ext: Ext::Copy64 } });
         }

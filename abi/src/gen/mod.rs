@@ -248,12 +248,16 @@ impl Sysroot {
     pub fn versions(&self) -> Result<HashMap<String, String>, String> {
         let p = self.root.join("versions.lock");
         let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e} (run sysroot/fetch.sh)", p.display()))?;
-        Ok(text
+        let mut v: HashMap<String, String> = text
             .lines()
             .filter(|l| !l.starts_with('#'))
             .filter_map(|l| l.split_once(' '))
             .map(|(a, b)| (a.to_owned(), b.trim().to_owned()))
-            .collect())
+            .collect();
+        if let Some(s) = text.lines().find_map(|l| l.strip_prefix("# suite: ")) {
+            v.insert("suite".into(), s.trim().to_owned());
+        }
+        Ok(v)
     }
 
     /// The public headers of a `-dev` package, as include names (`stdio.h`, `libavcodec/avcodec.h`).
@@ -493,7 +497,7 @@ pub fn manifest_for(
         packages.push((p.to_owned(), v.clone()));
     }
     let info = vec![
-        ("suite".to_owned(), versions.get("suite").cloned().unwrap_or_else(|| "trixie".into())),
+        ("suite".to_owned(), versions.get("suite").cloned().ok_or("versions.lock names no suite")?),
         ("family".to_owned(), fam.name.to_owned()),
         ("generator".to_owned(), "abi-gen libclang-14 x86_64-linux-gnu riscv64-linux-gnu".to_owned()),
     ];

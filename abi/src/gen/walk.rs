@@ -99,12 +99,11 @@ const VA_LIST_NAMES: &[&str] = &["va_list", "__gnuc_va_list", "__builtin_va_list
 const BINARY128_NAMES: &[&str] = &["_Float128", "__float128", "_Float128x"];
 
 #[derive(Debug)]
-pub struct Walker<'a> {
+pub struct Walker {
     pub db: TargetDb,
     macros: HashMap<String, FormatMacro>,
     /// Path prefixes replaced in names of anonymous records so both targets agree on keys.
     strip: Vec<String>,
-    _tu: std::marker::PhantomData<&'a ()>,
 }
 
 /// The pointee of a pointer type with its typedef names kept (the canonical pointee loses them,
@@ -147,9 +146,9 @@ fn find_format(toks: &[String]) -> Option<(bool, String, String)> {
     None
 }
 
-impl Walker<'_> {
+impl Walker {
     pub fn new(strip: Vec<String>) -> Self {
-        Walker { db: TargetDb::default(), macros: HashMap::new(), strip, _tu: std::marker::PhantomData }
+        Walker { db: TargetDb::default(), macros: HashMap::new(), strip }
     }
 
     /// Walk the top level of a translation unit.
