@@ -345,6 +345,9 @@ impl Lower<'_> {
             }
             M::Nop | M::Endbr64 | M::Endbr32 | M::Pause | M::Prefetch | M::Prefetchw | M::Prefetchnta
             | M::Prefetcht0 | M::Prefetcht1 | M::Prefetcht2 => Ok(()),
+            // Without CET (not advertised) RDSSP is a no-op that leaves its register alone;
+            // glibc relies on that to see "no shadow stack".
+            M::Rdsspd | M::Rdsspq => Ok(()),
             M::Lfence | M::Mfence | M::Sfence => {
                 self.a.i(Op::Fence, Reg::ZERO, Reg::ZERO, 0x33);
                 Ok(())

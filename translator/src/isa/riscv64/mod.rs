@@ -104,11 +104,21 @@ fn hwprobe() -> Ext {
 
 /// Translate one block to bytes (the pure part of [`Backend::translate`]).
 pub fn translate_block(block: &GuestBlock, base: u64, ext: Ext) -> Result<(Vec<u8>, Translated), TranslateError> {
+    translate_block_counted(block, base, ext).map(|(code, t, _)| (code, t))
+}
+
+/// As [`translate_block`], also returning how many of the block's instructions were translated
+/// (the block exits UNSUPPORTED at the next one when fewer than all).
+pub fn translate_block_counted(
+    block: &GuestBlock,
+    base: u64,
+    ext: Ext,
+) -> Result<(Vec<u8>, Translated, usize), TranslateError> {
     let mut limit = block.insns.len();
     let mut wide = Vec::new();
     loop {
         match lower::translate(block, limit, base, ext, &wide) {
-            lower::Attempt::Done(code, link_sites) => return Ok((code, Translated { link_sites })),
+            lower::Attempt::Done(code, link_sites) => return Ok((code, Translated { link_sites }, limit)),
             lower::Attempt::Cut(n) if n < limit => limit = n,
             lower::Attempt::Wide(n) if !wide.contains(&n) => wide.push(n),
             _ => return Err(TranslateError::TooLarge),
