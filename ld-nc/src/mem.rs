@@ -118,6 +118,9 @@ impl GuestMap {
 
     /// Whether every byte of `[start, end)` is recorded with all of `prot`.
     pub fn allows(&self, start: u64, end: u64, prot: u32) -> bool {
+        if end < start {
+            return false;
+        }
         self.gaps(start, end).is_empty()
             && self.pieces(start, end).iter().all(|&(_, _, p)| p & prot == prot)
     }

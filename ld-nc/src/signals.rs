@@ -230,12 +230,13 @@ pub fn build_frame(
 ) -> (u64, Vec<u8>, u64, Vec<u8>) {
     let (ss_sp, ss_size, use_alt) = altstack;
     let rsp = cpu.get(Gpr::Rsp);
-    let mut sp = if use_alt { ss_sp + ss_size } else { rsp - 128 };
-    sp = (sp - frame::FPSTATE_SIZE) & !63;
+    // Guest-controlled values: wrapping arithmetic, the caller checks the result is guest memory.
+    let mut sp = if use_alt { ss_sp.wrapping_add(ss_size) } else { rsp.wrapping_sub(128) };
+    sp = sp.wrapping_sub(frame::FPSTATE_SIZE) & !63;
     let fp_at = sp;
-    sp -= frame::SIZE;
+    sp = sp.wrapping_sub(frame::SIZE);
     // As after a `call`: (sp + 8) is 16-byte aligned at handler entry.
-    sp = ((sp + 8) & !15) - 8;
+    sp = (sp.wrapping_add(8) & !15).wrapping_sub(8);
 
     let mut f = vec![0u8; frame::SIZE as usize];
     put64(&mut f, frame::PRETCODE, act.restorer);
@@ -314,7 +315,8 @@ pub fn deliver(cpu: &mut CpuState, p: &mut Process, sig: usize, info: &[u8; 128]
     let (at, f, fp_at, fp) = build_frame(cpu, sig as u32, info, &act, (alt.sp, alt.size, use_alt || on_alt), old_mask);
     let ok = {
         let m = p.mem.borrow();
-        m.allows(at, at + f.len() as u64, PROT_WRITE) && m.allows(fp_at, fp_at + fp.len() as u64, PROT_WRITE)
+        let fits = |a: u64, n: usize| a.checked_add(n as u64).is_some_and(|e| m.allows(a, e, PROT_WRITE));
+        fits(at, f.len()) && fits(fp_at, fp.len())
     };
     if !ok || act.flags & sa::SA_RESTORER == 0 {
         // The kernel would force SIGSEGV: no room for the frame, or no way back.
@@ -390,14 +392,15 @@ pub struct BadFrame;
 pub fn sigreturn(cpu: &mut CpuState, p: &Process) -> Result<(), BadFrame> {
     let at = cpu.get(Gpr::Rsp).wrapping_sub(8);
     let m = p.mem.borrow();
-    if !m.allows(at, at + frame::SIZE, crate::mem::PROT_READ) {
+    if !at.checked_add(frame::SIZE).is_some_and(|e| m.allows(at, e, crate::mem::PROT_READ)) {
         return Err(BadFrame);
     }
     let mut f = vec![0u8; frame::SIZE as usize];
     // SAFETY: guest-readable memory checked above.
     unsafe { core::ptr::copy_nonoverlapping(at as *const u8, f.as_mut_ptr(), f.len()) };
     let fp_at = get64(&f, frame::MCONTEXT + 8 * frame::FPSTATE_SLOT);
-    let fp = if fp_at != 0 && m.allows(fp_at, fp_at + frame::FPSTATE_SIZE, crate::mem::PROT_READ) {
+    let fp_ok = fp_at.checked_add(frame::FPSTATE_SIZE).is_some_and(|e| m.allows(fp_at, e, crate::mem::PROT_READ));
+    let fp = if fp_at != 0 && fp_ok {
         let mut v = vec![0u8; frame::FPSTATE_SIZE as usize];
         // SAFETY: guest-readable memory checked above.
         unsafe { core::ptr::copy_nonoverlapping(fp_at as *const u8, v.as_mut_ptr(), v.len()) };

@@ -228,7 +228,7 @@ fn select(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
         return hs(SYS_pselect6, &[a[0], a[1], a[2], a[3], 0, 0]);
     }
     let sec = tri!(sys.read_u64(tvp)) as i64;
-    let usec = tri!(sys.read_u64(tvp + 8)) as i64;
+    let usec = tri!(sys.read_u64(tvp.wrapping_add(8))) as i64;
     if sec < 0 || !(0..1_000_000).contains(&usec) {
         return err(libc::EINVAL);
     }
@@ -334,8 +334,8 @@ fn utimes_common(sys: &mut Sys<'_>, dirfd: u64, path: u64, tvp: u64) -> SysRet {
     }
     let mut ts = [libc::timespec { tv_sec: 0, tv_nsec: 0 }; 2];
     for (i, t) in ts.iter_mut().enumerate() {
-        let sec = tri!(sys.read_u64(tvp + 16 * i as u64)) as i64;
-        let usec = tri!(sys.read_u64(tvp + 16 * i as u64 + 8)) as i64;
+        let sec = tri!(sys.read_u64(tvp.wrapping_add(16 * i as u64))) as i64;
+        let usec = tri!(sys.read_u64(tvp.wrapping_add(16 * i as u64 + 8))) as i64;
         if !(0..1_000_000).contains(&usec) {
             return err(libc::EINVAL);
         }
@@ -358,7 +358,7 @@ fn utime(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
         return hs(SYS_utimensat, &[AT_FDCWD, a[0], 0, 0]);
     }
     let at = tri!(sys.read_u64(a[1])) as i64;
-    let mt = tri!(sys.read_u64(a[1] + 8)) as i64;
+    let mt = tri!(sys.read_u64(a[1].wrapping_add(8))) as i64;
     let ts = [
         libc::timespec { tv_sec: at as libc::time_t, tv_nsec: 0 },
         libc::timespec { tv_sec: mt as libc::time_t, tv_nsec: 0 },

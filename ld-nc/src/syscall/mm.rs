@@ -30,6 +30,11 @@ pub const CUSTOM: &[(u32, Handler)] = &[
     (x86::BRK, brk),
 ];
 
+/// Round a guest-supplied end address up to a page, `None` if that overflows.
+fn page_up_checked(x: u64) -> Option<u64> {
+    x.checked_add(PAGE - 1).map(|v| v & !(PAGE - 1))
+}
+
 const MAP_FIXED: u64 = 0x10;
 const MAP_32BIT: u64 = 0x40;
 const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
@@ -80,6 +85,11 @@ fn mmap(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
     if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0 && addr % PAGE != 0 {
         return err(libc::EINVAL);
     }
+    if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0 && addr < PAGE {
+        // Page 0 stays unmapped even when ld-nc runs as root (mmap_min_addr does not apply to
+        // CAP_SYS_RAWIO): null must keep faulting for the guest and for ld-nc.
+        return err(libc::EPERM);
+    }
     let mut hint = addr;
     let low32 = flags & MAP_32BIT != 0 && !fixed;
     if flags & MAP_32BIT != 0 {
@@ -120,7 +130,7 @@ fn munmap(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
     if addr % PAGE != 0 || len == 0 {
         return err(libc::EINVAL);
     }
-    let Some(end) = addr.checked_add(len).map(page_up) else { return err(libc::EINVAL) };
+    let Some(end) = addr.checked_add(len).and_then(page_up_checked) else { return err(libc::EINVAL) };
     // Only guest pieces are unmapped: the guest has no business with ld-nc's memory, and an
     // unmapped range is not an error for munmap.
     let pieces = sys.proc.mem.borrow().pieces(addr, end);
@@ -147,7 +157,7 @@ fn mprotect(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
     if addr % PAGE != 0 || prot & !(7 | PROT_GROWS) != 0 {
         return err(libc::EINVAL);
     }
-    let Some(end) = addr.checked_add(len).map(page_up) else { return err(libc::ENOMEM) };
+    let Some(end) = addr.checked_add(len).and_then(page_up_checked) else { return err(libc::ENOMEM) };
     if len == 0 {
         return SysRet::Ret(0);
     }
@@ -173,14 +183,14 @@ fn mremap(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
     if old % PAGE != 0 || new_len == 0 || flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | 4) != 0 {
         return err(libc::EINVAL);
     }
-    let Some(old_end) = old.checked_add(old_len.max(1)).map(page_up) else { return err(libc::EFAULT) };
+    let Some(old_end) = old.checked_add(old_len.max(1)).and_then(page_up_checked) else { return err(libc::EFAULT) };
     let pieces = sys.proc.mem.borrow().pieces(old, old_end);
     if pieces.is_empty() || !sys.proc.mem.borrow().gaps(old, old_end).is_empty() {
         return err(libc::EFAULT);
     }
     let prot = pieces[0].2;
     if flags & MREMAP_FIXED != 0 {
-        let Some(ne) = new_addr.checked_add(new_len).map(page_up) else { return err(libc::EINVAL) };
+        let Some(ne) = new_addr.checked_add(new_len).and_then(page_up_checked) else { return err(libc::EINVAL) };
         if let Err(r) = claim_for_fixed(sys, new_addr, ne) {
             return r;
         }

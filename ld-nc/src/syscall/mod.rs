@@ -284,6 +284,13 @@ pub unsafe fn guest_cstr(p: u64, max: usize) -> Option<Vec<u8>> {
 impl Sys<'_> {
     /// Copy `data` to guest memory at `addr`, which must be guest-writable (else `EFAULT`).
     pub fn write_guest(&self, addr: u64, data: &[u8]) -> Result<(), SysRet> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        if addr < crate::elf::PAGE {
+            // Page 0 is never guest memory (see `mm::mmap`); Rust may not touch null.
+            return Err(err(libc::EFAULT));
+        }
         let end = addr.checked_add(data.len() as u64).ok_or(err(libc::EFAULT))?;
         if !self.proc.mem.borrow().allows(addr, end, crate::mem::PROT_WRITE) {
             return Err(err(libc::EFAULT));
@@ -296,6 +303,12 @@ impl Sys<'_> {
 
     /// Copy `len` bytes of guest memory at `addr`, which must be guest-readable (else `EFAULT`).
     pub fn read_guest(&self, addr: u64, len: usize) -> Result<Vec<u8>, SysRet> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        if addr < crate::elf::PAGE {
+            return Err(err(libc::EFAULT));
+        }
         let end = addr.checked_add(len as u64).ok_or(err(libc::EFAULT))?;
         if !self.proc.mem.borrow().allows(addr, end, crate::mem::PROT_READ) {
             return Err(err(libc::EFAULT));
@@ -419,5 +432,66 @@ mod tests {
             let e = numbers::TABLE.iter().find(|e| e.0 == n).expect("known");
             assert!(matches!(t.get(u64::from(e.1)), Some(Entry::Custom(_))), "{n}");
         }
+    }
+}
+
+#[cfg(test)]
+mod robustness {
+    use super::*;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    struct NoCache(u64);
+
+    impl CodeCache for NoCache {
+        fn invalidate(&mut self, _: u64, _: u64) {
+            self.0 += 1;
+        }
+    }
+
+    /// Custom handlers that end, block or re-signal the test process itself.
+    const SKIP: &[&str] = &[
+        "exit", "exit_group", "fork", "vfork", "clone", "execve", "rt_sigreturn", "rt_sigaction",
+        "pause", "rt_sigsuspend", "alarm", "prctl", "ppoll", "pselect6", "poll", "select",
+        "epoll_wait", "epoll_pwait", "epoll_pwait2",
+        // Would replace the test's own stdin/stdout with each other.
+        "dup2",
+    ];
+
+    /// Every other custom handler gets hostile arguments (unmapped or wrapping pointers, extreme
+    /// integers) and must return an answer, not panic.
+    #[test]
+    fn custom_handlers_survive_hostile_arguments() {
+        let values = [0u64, 1, u64::MAX, u64::MAX - 7, 0xdead_0000, 0x7fff_ffff_f000, 1 << 63, 4096];
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut pick = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            values[(x % values.len() as u64) as usize]
+        };
+        let mem = Rc::new(RefCell::new(crate::mem::GuestMap::new()));
+        let mut proc = Process::new(mem, std::path::PathBuf::from("/nonexistent/ld-nc"));
+        // A break far from anything, as after a real image.
+        proc.brk = crate::process::Brk { start: 0x3_0000_0000, cur: 0x3_0000_0000, mapped: 0x3_0000_0000 };
+        let mut cache = NoCache(0);
+        let mut calls = 0;
+        for (_, _, custom) in families() {
+            for &(nr, h) in custom {
+                let n = name(u64::from(nr)).unwrap_or("?");
+                if SKIP.contains(&n) {
+                    continue;
+                }
+                for _ in 0..64 {
+                    let a = [pick(), pick(), pick(), pick(), pick(), pick()];
+                    let mut cpu = CpuState::default();
+                    let mut sys = Sys { cpu: &mut cpu, proc: &mut proc, code: &mut cache };
+                    let r = h(&mut sys, a);
+                    assert!(!matches!(r, SysRet::Exit(_)), "{n} exited");
+                    calls += 1;
+                }
+            }
+        }
+        assert!(calls > 64 * 40, "{calls} calls");
     }
 }

@@ -312,7 +312,7 @@ fn execve(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
     let mut args: Vec<u64> = Vec::new();
     if argv != 0 {
         for i in 0..MAX_ARGS {
-            let v = tri!(sys.read_u64(argv + 8 * i as u64));
+            let v = tri!(sys.read_u64(argv.wrapping_add(8 * i as u64)));
             if v == 0 {
                 break;
             }
