@@ -222,7 +222,6 @@ fn get64(buf: &[u8], off: u64) -> u64 {
 /// Returns `(frame address, frame bytes, fpstate address, fpstate bytes)`.
 pub fn build_frame(
     cpu: &CpuState,
-    sig: u32,
     info: &[u8; 128],
     act: &GuestSigaction,
     altstack: (u64, u64, bool),
@@ -255,7 +254,6 @@ pub fn build_frame(
     put64(&mut f, frame::MCONTEXT + 8 * frame::FPSTATE_SLOT, fp_at);
     put64(&mut f, frame::UC_SIGMASK, old_mask);
     f[frame::INFO as usize..].copy_from_slice(info);
-    let _ = sig;
 
     let mut fp = vec![0u8; frame::FPSTATE_SIZE as usize];
     fp[0..2].copy_from_slice(&cpu.fcw.to_le_bytes());
@@ -312,7 +310,7 @@ pub fn deliver(cpu: &mut CpuState, p: &mut Process, sig: usize, info: &[u8; 128]
     let rsp = cpu.get(Gpr::Rsp);
     let on_alt = alt.flags & 2 == 0 && rsp.wrapping_sub(alt.sp) < alt.size;
     let use_alt = act.flags & sa::SA_ONSTACK != 0 && alt.flags & 2 == 0 && alt.size > 0 && !on_alt;
-    let (at, f, fp_at, fp) = build_frame(cpu, sig as u32, info, &act, (alt.sp, alt.size, use_alt || on_alt), old_mask);
+    let (at, f, fp_at, fp) = build_frame(cpu, info, &act, (alt.sp, alt.size, use_alt || on_alt), old_mask);
     let ok = {
         let m = p.mem.borrow();
         let fits = |a: u64, n: usize| a.checked_add(n as u64).is_some_and(|e| m.allows(a, e, PROT_WRITE));
@@ -432,7 +430,7 @@ mod tests {
         let act = GuestSigaction { handler: 0x402000, flags: sa::SA_RESTORER, restorer: 0x403000, mask: 0 };
         let mut info = [0u8; 128];
         info[0] = 10;
-        let (at, f, fp_at, fp) = build_frame(&cpu, 10, &info, &act, (0, 0, false), 0x55);
+        let (at, f, fp_at, fp) = build_frame(&cpu, &info, &act, (0, 0, false), 0x55);
         assert_eq!((at + 8) % 16, 0, "handler entry alignment as after a call");
         assert_eq!(fp_at % 64, 0);
         assert!(at + frame::SIZE <= fp_at, "frame below fpstate");
@@ -462,7 +460,7 @@ mod tests {
     fn altstack_frame_is_inside_it() {
         let cpu = CpuState::default();
         let act = GuestSigaction { handler: 1, flags: sa::SA_RESTORER | sa::SA_ONSTACK, restorer: 2, mask: 0 };
-        let (at, _, fp_at, _) = build_frame(&cpu, 1, &[0; 128], &act, (0x10000, 0x2000, true), 0);
+        let (at, _, fp_at, _) = build_frame(&cpu, &[0; 128], &act, (0x10000, 0x2000, true), 0);
         assert!(at >= 0x10000 && fp_at + 512 <= 0x12000);
     }
 }

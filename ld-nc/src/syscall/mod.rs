@@ -259,28 +259,6 @@ pub fn dispatch(table: &Table, sys: &mut Sys<'_>) -> SysRet {
     r
 }
 
-/// Read a NUL-terminated string from guest memory (for paths passed to emulated calls the host
-/// reads it itself; this is for ld-nc's own decisions such as `execve`).
-///
-/// # Safety
-/// `p` must point to readable guest memory holding a NUL within `max` bytes, or be checked by the
-/// caller against the guest map.
-pub unsafe fn guest_cstr(p: u64, max: usize) -> Option<Vec<u8>> {
-    if p == 0 {
-        return None;
-    }
-    let mut v = Vec::new();
-    for i in 0..max {
-        // SAFETY: the caller vouches the bytes up to the NUL are readable.
-        let c = unsafe { *((p + i as u64) as *const u8) };
-        if c == 0 {
-            return Some(v);
-        }
-        v.push(c);
-    }
-    None
-}
-
 impl Sys<'_> {
     /// Copy `data` to guest memory at `addr`, which must be guest-writable (else `EFAULT`).
     pub fn write_guest(&self, addr: u64, data: &[u8]) -> Result<(), SysRet> {
