@@ -24,9 +24,9 @@ pub fn text(i: &iced_x86::Instruction) -> String {
     translator::frontend::format(i)
 }
 
-/// Cases per form: `DIFFTEST_CASES`, default 24.
+/// Cases per form: `DIFFTEST_CASES`, default 48.
 pub fn cases_per_form() -> u64 {
-    std::env::var("DIFFTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(24)
+    std::env::var("DIFFTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(48)
 }
 
 /// Base seed: `DIFFTEST_SEED` (decimal or 0x-hex), default fixed.
@@ -444,18 +444,7 @@ fn run_family_inner<B: Backend>(family: &str, forms: &[Group<'_>]) -> Result<Sum
                         f.index, f.seed, f.text, f.what
                     );
                 }
-                let first = fs[0].what.lines().next().unwrap_or("").to_string();
-                let reason = if fs[0].what.starts_with("mismatch") {
-                    let fields: Vec<&str> = fs[0]
-                        .what
-                        .lines()
-                        .skip(1)
-                        .filter_map(|l| l.trim().split(':').next())
-                        .collect();
-                    format!("mismatch in {}", fields.join(", "))
-                } else {
-                    first
-                };
+                let reason = short_reason(&fs[0].what);
                 to_add.push(format!("{name}  {reason}"));
             }
         }
@@ -471,6 +460,16 @@ fn run_family_inner<B: Backend>(family: &str, forms: &[Group<'_>]) -> Result<Sum
         t0.elapsed().as_secs_f64()
     );
     if to_add.is_empty() && to_remove.is_empty() {
+        return Ok(sum);
+    }
+    if std::env::var_os("DIFFTEST_UPDATE_KNOWN").is_some() {
+        update_known(B::NAME, &to_add, &to_remove).map_err(|e| format!("updating the known list: {e}"))?;
+        println!(
+            "difftest {family} [{}]: DIFFTEST_UPDATE_KNOWN: listed {} forms, unlisted {}",
+            B::NAME,
+            to_add.len(),
+            to_remove.len()
+        );
         return Ok(sum);
     }
     let mut msg = format!("difftest {family} [{} backend]:\n{report}", B::NAME);
@@ -492,6 +491,57 @@ fn run_family_inner<B: Backend>(family: &str, forms: &[Group<'_>]) -> Result<Sum
         }
     }
     Err(msg)
+}
+
+/// One line of reason for a KNOWN-UNSUPPORTED entry, from a failure message.
+fn short_reason(what: &str) -> String {
+    if what.starts_with("mismatch") {
+        let mut fields: Vec<String> = what
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.trim().split(':').next())
+            .map(|f| if f.starts_with("mem[") { "mem".to_string() } else { f.to_string() })
+            .collect();
+        fields.dedup();
+        return format!("mismatch in {}", fields.join(", "));
+    }
+    let first = what.lines().next().unwrap_or("");
+    if first.contains("unsupported instruction") {
+        // Keep the mnemonic: `…: `lock bts [r8],r12w` (bytes …)` → `unsupported: lock bts`.
+        let text = first.split('`').nth(1).unwrap_or("");
+        let mnem: Vec<&str> = text.split_whitespace().take_while(|w| !w.contains(['[', ',']) ).take(2).collect();
+        return format!("unsupported: {}", mnem.join(" "));
+    }
+    first.to_string()
+}
+
+/// Add `add` lines to and remove the forms of `remove` from the backend's list, under an
+/// exclusive lock (families run in parallel threads).
+fn update_known(backend: &str, add: &[String], remove: &[String]) -> std::io::Result<()> {
+    use std::io::{Read, Seek, Write};
+    use std::os::fd::AsRawFd;
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("difftest").join(format!("KNOWN-UNSUPPORTED-{backend}"));
+    let mut f = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
+    // SAFETY: flock on a descriptor we own; released when `f` is closed.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut text = String::new();
+    f.read_to_string(&mut text)?;
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|l| {
+            let form = l.split_whitespace().next().unwrap_or("");
+            l.trim_start().starts_with('#') || !remove.iter().any(|r| r == form)
+        })
+        .map(str::to_string)
+        .collect();
+    lines.extend(add.iter().cloned());
+    let mut out = lines.join("\n");
+    out.push('\n');
+    f.set_len(0)?;
+    f.rewind()?;
+    f.write_all(out.as_bytes())
 }
 
 fn hex(b: &[u8]) -> String {
