@@ -6,10 +6,11 @@
 //! Sources are C (`NAME.c`) or assembly run through the C preprocessor (`NAME.S`, linked with
 //! `-nostdlib`: the program brings its own `_start`, which makes it the smallest possible guest).
 //!
-//! Settings are `//! arg: VALUE`, `//! env: KEY=VALUE` and `//! variants: V…` lines in the source:
-//! each `arg` line is one argument, verbatim after the first space (`@TMPDIR@` becomes a fresh
-//! empty directory made for the run); each `env` line adds one variable to the otherwise empty
-//! environment; `variants` limits the compiler variants (by name) the program is built with.
+//! Settings are `//! arg: VALUE`, `//! env: KEY=VALUE`, `//! variants: V…` and `//! cflags: F…`
+//! lines in the source: each `arg` line is one argument, verbatim after the first space
+//! (`@TMPDIR@` becomes a fresh empty directory made for the run); each `env` line adds one
+//! variable to the otherwise empty environment; `variants` limits the compiler variants (by name)
+//! the program is built with; `cflags` adds compiler flags (split on whitespace).
 //!
 //! Golden files: `NAME.out` is the exact stdout; `NAME.status` holds the exit status in decimal
 //! when it is not 0 (128+N for a death by signal N). Where a C library legitimately prints
@@ -64,6 +65,7 @@ pub struct Program {
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
     pub variants: Vec<Variant>,
+    pub cflags: Vec<String>,
 }
 
 impl Program {
@@ -87,7 +89,7 @@ impl fmt::Display for GuestError {
             GuestError::Io { path, error } => write!(f, "{}: {error}", path.display()),
             GuestError::BadSetting { path, line, text } => write!(
                 f,
-                "{}:{line}: bad setting {text:?} (expected `//! arg: …`, `//! env: KEY=VALUE` or `//! variants: NAME…`)",
+                "{}:{line}: bad setting {text:?} (expected `//! arg: …`, `//! env: KEY=VALUE`, `//! variants: NAME…` or `//! cflags: FLAG…`)",
                 path.display()
             ),
             GuestError::Compile { command, status, stderr } => {
@@ -115,6 +117,7 @@ pub struct Settings {
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
     pub variants: Vec<Variant>,
+    pub cflags: Vec<String>,
 }
 
 /// Reads the `//! arg:` / `//! env:` settings of one source file.
@@ -122,6 +125,7 @@ pub fn parse_settings(path: &Path, text: &str) -> Result<Settings, GuestError> {
     let mut args = Vec::new();
     let mut env = Vec::new();
     let mut variants = Variant::ALL.to_vec();
+    let mut cflags = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let Some(rest) = line.strip_prefix("//!") else { continue };
         let rest = rest.strip_prefix(' ').unwrap_or(rest);
@@ -135,6 +139,8 @@ pub fn parse_settings(path: &Path, text: &str) -> Result<Settings, GuestError> {
                 return Err(bad());
             }
             env.push((k.to_string(), val.to_string()));
+        } else if let Some(v) = rest.strip_prefix("cflags:") {
+            cflags.extend(v.split_whitespace().map(str::to_string));
         } else if let Some(v) = rest.strip_prefix("variants:") {
             variants = v
                 .split_whitespace()
@@ -147,7 +153,7 @@ pub fn parse_settings(path: &Path, text: &str) -> Result<Settings, GuestError> {
             return Err(bad());
         }
     }
-    Ok(Settings { args, env, variants })
+    Ok(Settings { args, env, variants, cflags })
 }
 
 /// All programs in `dir`, sorted by name.
@@ -157,9 +163,9 @@ pub fn discover(dir: &Path) -> Result<Vec<Program>, GuestError> {
         let path = entry.map_err(io_err(dir))?.path();
         if path.extension().is_some_and(|e| e == "c" || e == "S") {
             let text = fs::read_to_string(&path).map_err(io_err(&path))?;
-            let Settings { args, env, variants } = parse_settings(&path, &text)?;
+            let Settings { args, env, variants, cflags } = parse_settings(&path, &text)?;
             let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            out.push(Program { name, source: path, args, env, variants });
+            out.push(Program { name, source: path, args, env, variants, cflags });
         }
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -186,6 +192,7 @@ pub fn build(program: &Program, variant: Variant, root: &Path) -> Result<PathBuf
     let stamp = dir.join(format!("{}.cmd", program.name));
     let (cc, flags) = variant.compiler();
     let mut flags: Vec<&str> = flags.to_vec();
+    flags.extend(program.cflags.iter().map(String::as_str));
     let libs: &[&str] = if program.is_assembly() {
         flags.push("-nostdlib");
         &[]
@@ -320,7 +327,8 @@ mod tests {
     #[test]
     fn settings_are_parsed_verbatim() {
         let text = "//! arg: two words\n//! arg:\n//! env: A=b=c\n//! env: EMPTY=\nint main;\n";
-        let Settings { args, env, variants } = parse_settings(Path::new("x.c"), text).expect("valid settings");
+        let Settings { args, env, variants, cflags } = parse_settings(Path::new("x.c"), text).expect("valid settings");
+        assert!(cflags.is_empty());
         assert_eq!(args, ["two words", ""]);
         assert_eq!(env, [("A".to_string(), "b=c".to_string()), ("EMPTY".to_string(), String::new())]);
         assert_eq!(variants, Variant::ALL);
@@ -328,6 +336,8 @@ mod tests {
         assert_eq!(s.variants, [Variant::GccStatic, Variant::GccStaticPie]);
         assert!(parse_settings(Path::new("x.S"), "//! variants: clang\n").is_err());
         assert!(parse_settings(Path::new("x.S"), "//! variants:\n").is_err());
+        let s = parse_settings(Path::new("x.c"), "//! cflags: -nostdlib  -mgeneral-regs-only\n").expect("valid");
+        assert_eq!(s.cflags, ["-nostdlib", "-mgeneral-regs-only"]);
         assert!(parse_settings(Path::new("x.c"), "//! env: NOEQUALS\n").is_err());
         assert!(parse_settings(Path::new("x.c"), "//! typo: 1\n").is_err());
     }
