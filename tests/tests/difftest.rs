@@ -431,3 +431,29 @@ fn bmi() {
     assert!(f.len() >= 26, "expected the BMI forms, got {}", f.len());
     run_family::<B>("bmi", &f);
 }
+
+/// `rep bsf` (TZCNT's encoding) with a non-zero source must work whatever CPUID says: GCC emits it
+/// for `__builtin_ctz` without `-mbmi`. Runs only when BMI1 is not advertised (else `bits` covers
+/// TZCNT fully).
+#[test]
+fn rep_bsf() {
+    use ldnc_tests::difftest::gen::make_rep_bsf_case;
+    use ldnc_tests::difftest::harness::{run_groups, Group};
+    use translator::cpuid::Features;
+    let slot = Slot::acquire().unwrap_or_else(|e| panic!("{e}"));
+    let advertised = translator_for::<B>(&slot).unwrap_or_else(|e| panic!("{e}")).backend().features();
+    drop(slot);
+    if advertised.contains(Features::BMI1) {
+        println!("difftest rep_bsf [{}]: BMI1 advertised, TZCNT is tested in `bits`", <B as Backend>::NAME);
+        return;
+    }
+    let groups = forms_of(&[Mnemonic::Tzcnt])
+        .into_iter()
+        .map(|f| Group {
+            name: format!("repbsf:{}", f.name()),
+            needs: Some(Features::BASELINE),
+            make: Box::new(move |slot, seed, _| make_rep_bsf_case(&f, slot, seed)),
+        })
+        .collect();
+    run_groups::<B>("rep_bsf", groups);
+}

@@ -1231,3 +1231,26 @@ pub fn make_chain(
     }
     Err(GenError(format!("{}: no producer defines the flags it reads", consumer.name())))
 }
+
+/// A TZCNT case for a backend that does not advertise BMI1: compilers emit `rep bsf` (the TZCNT
+/// encoding) for trailing-zero counts without BMI1, relying on the two agreeing for a non-zero
+/// source, so only a non-zero source and the destination are checked; the flags differ between
+/// BSF and TZCNT and are not compared.
+pub fn make_rep_bsf_case(form: &Form, slot: u8, seed: u64) -> Result<(Case, Expect, String), GenError> {
+    let mut rng = Rng::new(seed);
+    for _ in 0..64 {
+        let (case, mut ex, text) = make_case(form, slot, rng.next_u64())?;
+        let d = Decoder::with_ip(64, &case.code, code_base(slot), DecoderOptions::NONE).decode();
+        let w = width_of(form.code);
+        let src = match d.op_kind(1) {
+            OpKind::Register => get_reg(&case.regs, d.op_register(1)),
+            _ => mem_value(&case, &d, &super::initial_window(&case), w),
+        };
+        if src == 0 {
+            continue;
+        }
+        ex.flag_mask = 0;
+        return Ok((case, ex, text));
+    }
+    Err(GenError(format!("{}: no non-zero source", form.name())))
+}
