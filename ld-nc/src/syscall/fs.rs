@@ -48,7 +48,6 @@ pub const PASS: &[(u32, u8)] = &[
     (x86::FCHMOD, 2),
     (x86::FCHOWN, 3),
     (x86::UMASK, 1),
-    (x86::OPENAT, 4),
     (x86::OPENAT2, 4),
     (x86::MKDIRAT, 3),
     (x86::MKNODAT, 4),
@@ -106,6 +105,7 @@ pub const PASS: &[(u32, u8)] = &[
 /// Handlers: legacy path calls (no riscv64 syscall), stat (layout), epoll (layout).
 pub const CUSTOM: &[(u32, Handler)] = &[
     (x86::OPEN, open),
+    (x86::OPENAT, openat),
     (x86::CREAT, creat),
     (x86::STAT, stat),
     (x86::LSTAT, lstat),
@@ -145,8 +145,21 @@ pub const CUSTOM: &[(u32, Handler)] = &[
     (x86::SIGNALFD, signalfd),
 ];
 
-fn open(_: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
-    hs(SYS_openat, &[AT_FDCWD, a[0], a[1], a[2]])
+fn open(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
+    openat(sys, [AT_FDCWD, a[0], a[1], a[2], 0, 0])
+}
+
+fn openat(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
+    // Opening /proc/self/exe must give the guest its own program, not ld-nc.
+    if let Some(p) = super::process::read_cstr_max(sys, a[1], 32) {
+        if is_proc_self_exe(&p) {
+            use std::os::unix::ffi::OsStrExt;
+            if let Ok(c) = std::ffi::CString::new(sys.proc.guest_exe.as_os_str().as_bytes()) {
+                return hs(SYS_openat, &[AT_FDCWD, c.as_ptr() as u64, a[2], a[3]]);
+            }
+        }
+    }
+    hs(SYS_openat, &[a[0], a[1], a[2], a[3]])
 }
 
 fn creat(_: &mut Sys<'_>, a: [u64; 6]) -> SysRet {

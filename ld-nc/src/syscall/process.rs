@@ -335,14 +335,24 @@ fn execve(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
     hs(libc::SYS_execve, &[exe.as_ptr() as u64, new.as_ptr() as u64, envp])
 }
 
+/// A guest C string of at most `PATH_MAX` bytes, `None` if it is not readable guest memory.
 pub(super) fn read_cstr(sys: &Sys<'_>, p: u64) -> Option<Vec<u8>> {
+    read_cstr_max(sys, p, 4096)
+}
+
+/// As [`read_cstr`] with a length limit; reads readable guest memory a page at a time.
+pub(super) fn read_cstr_max(sys: &Sys<'_>, p: u64, max: usize) -> Option<Vec<u8>> {
     let mut v = Vec::new();
-    for i in 0..4096u64 {
-        let b = sys.read_guest(p.checked_add(i)?, 1).ok()?;
-        if b[0] == 0 {
+    let mut at = p;
+    while v.len() < max {
+        let chunk = (crate::elf::PAGE - at % crate::elf::PAGE).min((max - v.len()) as u64) as usize;
+        let bytes = sys.read_guest(at, chunk).ok()?;
+        if let Some(n) = bytes.iter().position(|&c| c == 0) {
+            v.extend_from_slice(&bytes[..n]);
             return Some(v);
         }
-        v.push(b[0]);
+        v.extend_from_slice(&bytes);
+        at = at.checked_add(chunk as u64)?;
     }
     None
 }
