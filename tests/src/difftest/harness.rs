@@ -368,7 +368,11 @@ fn run_family_inner<B: Backend>(family: &str, forms: &[Group<'_>]) -> Result<Sum
     let mut failures: BTreeMap<usize, Vec<Failure>> = BTreeMap::new();
     let mut run_forms = Vec::new();
     let list = std::env::var_os("DIFFTEST_LIST").is_some();
+    let only = std::env::var("DIFFTEST_FORM").ok();
     for (fi, form) in forms.iter().enumerate() {
+        if only.as_ref().is_some_and(|o| !form.name.contains(o.as_str())) {
+            continue;
+        }
         if list {
             println!("difftest {family}: form {}", form.name);
         }
