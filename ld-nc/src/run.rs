@@ -190,6 +190,10 @@ pub fn run_loop<B: Backend>(tr: &mut Translator<B>, ctx: &mut ThreadCtx, proc: &
                 let code = if unmapped { 1 } else { 2 };
                 signals::fault(&mut ctx.cpu, proc, libc::SIGSEGV, code, at, "jump to non-executable memory")
             }
+            Exit::Fault(f) => {
+                let what = format!("fault in guest code at {:#x}", ctx.cpu.rip);
+                signals::fault(&mut ctx.cpu, proc, f.signo, f.code, f.addr, &what)
+            }
             Exit::Unsupported(u) => {
                 eprintln!("ld-nc: {}: {u}", proc.guest_exe.display());
                 return EXIT_UNSUPPORTED;

@@ -29,6 +29,10 @@ pub mod exit {
     pub const DIVIDE_ERROR: u64 = 8;
     /// `cpu.rip` cannot be fetched.
     pub const NOT_EXECUTABLE: u64 = 9;
+    /// A host signal for a synchronous fault in translated code was turned into this exit;
+    /// `cpu` is the guest state at the faulting instruction and [`super::ThreadCtx::fault`] says
+    /// what happened.
+    pub const FAULT: u64 = 10;
 }
 
 /// Number of words in each backend-owned area.
@@ -60,6 +64,21 @@ pub struct ThreadCtx {
     pub scratch: [u64; SAVE_WORDS],
     /// Backend state that persists across blocks (e.g. deferred flags), backend-defined.
     pub backend: [u64; SAVE_WORDS],
+    /// The fault behind an [`exit::FAULT`].
+    pub fault: FaultInfo,
+}
+
+/// A synchronous fault in guest code, as the host's signal described it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct FaultInfo {
+    /// Signal number (host numbering; SIGSEGV, SIGBUS, SIGFPE and SIGILL are the same on x86_64
+    /// and riscv64).
+    pub signo: i32,
+    /// `si_code`.
+    pub code: i32,
+    /// `si_addr`: the faulting data address (SIGSEGV/SIGBUS) or instruction.
+    pub addr: u64,
 }
 
 /// Offset of [`ThreadCtx::exit_reason`].
@@ -92,6 +111,7 @@ impl ThreadCtx {
             host_save: [0; SAVE_WORDS],
             scratch: [0; SAVE_WORDS],
             backend: [0; SAVE_WORDS],
+            fault: FaultInfo::default(),
         })
     }
 }

@@ -6,6 +6,7 @@ use crate::cache::{BlockInfo, BlockMap, CodeMemory};
 use crate::ctx::{exit, ThreadCtx};
 use crate::frontend::{self, CodeSource};
 use crate::isa::Backend;
+use crate::fault::FaultMap;
 use crate::smc::SmcState;
 use crate::{Error, Exit, Unsupported};
 use std::sync::Arc;
@@ -24,6 +25,7 @@ pub struct Translator<B: Backend> {
     map: BlockMap,
     scratch: Vec<u8>,
     smc: Arc<SmcState>,
+    faults: Arc<FaultMap>,
     perf_map: Option<std::fs::File>,
     /// Number of blocks translated so far (for statistics and tests).
     pub blocks_translated: u64,
@@ -58,6 +60,7 @@ impl<B: Backend> Translator<B> {
             map,
             scratch: Vec::with_capacity(MAX_BLOCK_HOST_BYTES),
             smc,
+            faults: Arc::new(FaultMap::new().ok_or_else(|| Error::CacheMap(std::io::Error::last_os_error()))?),
             perf_map: None,
             blocks_translated: 0,
             flushes: 0,
@@ -75,6 +78,11 @@ impl<B: Backend> Translator<B> {
         let path = format!("/tmp/perf-{}.map", std::process::id());
         self.perf_map = Some(std::fs::File::create(path)?);
         Ok(())
+    }
+
+    /// The map a host signal handler uses to find the guest instruction of a faulting host PC.
+    pub fn fault_map(&self) -> Arc<FaultMap> {
+        Arc::clone(&self.faults)
     }
 
     /// The handle the runtime's write-fault handler reports guest writes to watched code through.
@@ -112,11 +120,12 @@ impl<B: Backend> Translator<B> {
     pub fn flush(&mut self) {
         self.map.clear();
         self.code.reset();
+        self.faults.clear();
         self.flushes += 1;
     }
 
     fn translate(&mut self, pc: u64) -> Result<u64, Exit> {
-        if self.code.free() < MAX_BLOCK_HOST_BYTES {
+        if self.code.free() < MAX_BLOCK_HOST_BYTES || !self.faults.has_room(frontend::MAX_BLOCK_INSNS * 4) {
             self.flush();
         }
         let block = frontend::decode_block(self.source.as_ref(), pc);
@@ -136,6 +145,7 @@ impl<B: Backend> Translator<B> {
         let host = self.code.push(&self.scratch).ok_or(Exit::Unsupported(self.unsupported_at(pc)))?;
         debug_assert_eq!(host, base);
         self.backend.flush_icache(host, self.scratch.len());
+        self.faults.push(host, host + self.scratch.len() as u64, &self.backend.take_pc_map());
         let out_links = t
             .link_sites
             .iter()
@@ -236,6 +246,7 @@ impl<B: Backend> Translator<B> {
                 exit::INVALID_OPCODE => return Exit::InvalidOpcode,
                 exit::DIVIDE_ERROR => return Exit::DivideError,
                 exit::NOT_EXECUTABLE => return Exit::NotExecutable,
+                exit::FAULT => return Exit::Fault(ctx.fault),
                 _ => return Exit::Unsupported(self.unsupported_at(ctx.cpu.rip)),
             }
         }

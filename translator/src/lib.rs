@@ -10,6 +10,7 @@ pub mod cpu;
 pub mod cpuid;
 pub mod ctx;
 pub mod dispatch;
+pub mod fault;
 pub mod frontend;
 pub mod isa;
 pub mod smc;
@@ -39,6 +40,9 @@ pub enum Exit {
     Unsupported(Unsupported),
     /// Guest code at an address that cannot be read (SIGSEGV at `cpu.rip`).
     NotExecutable,
+    /// A fault (SIGSEGV, SIGBUS, SIGFPE, SIGILL) raised by translated guest code; `cpu` is the
+    /// guest state at the faulting instruction.
+    Fault(ctx::FaultInfo),
 }
 
 /// An instruction the active backend does not translate, for the error message.

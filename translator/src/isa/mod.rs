@@ -85,6 +85,13 @@ pub trait Backend {
     /// Make `len` bytes of freshly written code at `start` visible to instruction fetch.
     fn flush_icache(&self, start: u64, len: usize);
 
+    /// The host-offset → guest-PC entries of the block last translated (see [`crate::fault`]),
+    /// taken by the dispatcher after each `translate`. A backend that returns none gets no fault
+    /// mapping for its blocks.
+    fn take_pc_map(&mut self) -> Vec<crate::fault::PcEntry> {
+        Vec::new()
+    }
+
     /// Run generated code at `code` until it exits to the dispatcher.
     ///
     /// # Safety

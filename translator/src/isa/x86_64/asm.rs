@@ -136,6 +136,28 @@ core::arch::global_asm!(
     "ret",
     ".size ldnc_x86_exit, . - ldnc_x86_exit",
     "",
+    // Leaves generated code after a host signal handler turned a fault into an exit: the handler
+    // already stored the guest state and exit reason; only the host state is restored.
+    ".globl ldnc_x86_fault_exit",
+    ".type ldnc_x86_fault_exit,@function",
+    ".p2align 4",
+    "ldnc_x86_fault_exit:",
+    "mov rax, gs:[{host_fs}]",
+    "wrfsbase rax",
+    "mov rsp, gs:[{host_sp}]",
+    "mov rax, gs:[{host_gs}]",
+    "wrgsbase rax",
+    "push 0x202",
+    "popfq",
+    "pop r15",
+    "pop r14",
+    "pop r13",
+    "pop r12",
+    "pop rbp",
+    "pop rbx",
+    "ret",
+    ".size ldnc_x86_fault_exit, . - ldnc_x86_fault_exit",
+    "",
     // Lookup miss, reached from the inline lookups: RDX = guest target, guest RAX/RCX/RDX in their
     // scratch slots, flags untouched.
     ".globl ldnc_x86_lookup_miss",
@@ -177,6 +199,74 @@ core::arch::global_asm!(
 unsafe extern "C" {
     /// Enter generated code at `code` with the guest state of `ctx`; returns when it exits.
     pub fn ldnc_x86_enter(ctx: *mut crate::ctx::ThreadCtx, code: u64);
+    /// Not called: a signal handler resumes here (see [`redirect_fault`]).
+    fn ldnc_x86_fault_exit();
+}
+
+/// Turn a synchronous fault (SIGSEGV, SIGBUS, SIGFPE, SIGILL) raised by translated code into an
+/// [`exit::FAULT`] of the dispatcher: rebuild the guest state at the faulting guest instruction
+/// from the host registers in `uc` and make the signal return leave generated code. Returns
+/// `false` (and changes nothing) if the fault did not come from translated code on this thread.
+///
+/// # Safety
+/// Must be called from a handler of a synchronous signal on the faulting thread, with `uc` the
+/// handler's context and `guest_fs` the FS base the thread had when the signal arrived (what
+/// [`enter_signal_handler`] returned, or the current FS base if it returned `None`).
+pub unsafe fn redirect_fault(
+    uc: *mut libc::ucontext_t,
+    map: &crate::fault::FaultMap,
+    info: crate::ctx::FaultInfo,
+    guest_fs: u64,
+) -> bool {
+    use crate::ctx::ThreadCtx;
+    let gs: u64;
+    // SAFETY: RDGSBASE is enabled (HWCAP2_FSGSBASE), as for entering generated code.
+    unsafe { core::arch::asm!("rdgsbase {}", out(reg) gs, options(nomem, nostack)) };
+    if gs == 0 {
+        return false;
+    }
+    // SAFETY: the caller passes the handler's own context.
+    let uc = unsafe { &mut *uc };
+    let g = &mut uc.uc_mcontext.gregs;
+    let Some(f) = map.lookup(g[libc::REG_RIP as usize] as u64) else { return false };
+    let ctx = gs as *mut ThreadCtx;
+    // SAFETY: a non-zero GS base inside generated code is the entered context (checked by its
+    // magic word); the dispatcher is suspended in `enter`, so nothing else touches it.
+    let ctx = unsafe {
+        if *(gs as *const u64).byte_add(SLOT_MAGIC) != MAGIC {
+            return false;
+        }
+        &mut *ctx
+    };
+    let cpu = &mut ctx.cpu;
+    let order = [
+        libc::REG_RAX, libc::REG_RCX, libc::REG_RDX, libc::REG_RBX, libc::REG_RSP, libc::REG_RBP,
+        libc::REG_RSI, libc::REG_RDI, libc::REG_R8, libc::REG_R9, libc::REG_R10, libc::REG_R11,
+        libc::REG_R12, libc::REG_R13, libc::REG_R14, libc::REG_R15,
+    ];
+    for (n, r) in order.iter().enumerate() {
+        cpu.gpr[n] = g[*r as usize] as u64;
+    }
+    if f.fixup_reg != crate::fault::NO_FIXUP {
+        // SAFETY: the slot offset names a word of the context (set by this backend).
+        cpu.gpr[usize::from(f.fixup_reg & 15)] = unsafe { *(gs as *const u64).byte_add(usize::from(f.fixup_slot)) };
+    }
+    cpu.rflags = g[libc::REG_EFL as usize] as u64;
+    cpu.rip = f.guest_pc;
+    cpu.fs_base = guest_fs;
+    if !uc.uc_mcontext.fpregs.is_null() {
+        // SAFETY: the kernel's signal frame holds the FXSAVE image `fpregs` points at.
+        let fp = unsafe { &*uc.uc_mcontext.fpregs };
+        cpu.mxcsr = fp.mxcsr;
+        for (i, x) in fp._xmm.iter().enumerate() {
+            let e = x.element;
+            cpu.xmm[i] = [u64::from(e[0]) | u64::from(e[1]) << 32, u64::from(e[2]) | u64::from(e[3]) << 32];
+        }
+    }
+    ctx.fault = info;
+    ctx.exit_reason = exit::FAULT;
+    g[libc::REG_RIP as usize] = ldnc_x86_fault_exit as *const () as usize as i64;
+    true
 }
 
 /// If the current thread is inside generated code (GS base points at an entered context), switch

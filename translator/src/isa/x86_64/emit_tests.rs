@@ -171,3 +171,59 @@ fn flags_survive_indirect_branch_hits_and_misses() {
     assert_eq!(ctx.cpu.get(crate::Gpr::Rcx), 0x100);
     assert_eq!(ctx.cpu.get(crate::Gpr::Rdx), CODE.as_ptr() as u64 + 20);
 }
+
+static FAULT_MAP: std::sync::OnceLock<std::sync::Arc<crate::fault::FaultMap>> = std::sync::OnceLock::new();
+
+extern "C" fn on_segv(sig: libc::c_int, si: *mut libc::siginfo_t, uc: *mut libc::c_void) {
+    // SAFETY: a synchronous SIGSEGV handler on the faulting thread; FS is switched back first.
+    unsafe {
+        let saved = asm::enter_signal_handler();
+        let mut fs = 0u64;
+        core::arch::asm!("rdfsbase {}", out(reg) fs);
+        let guest_fs = saved.unwrap_or(fs);
+        let info = crate::ctx::FaultInfo { signo: sig, code: (*si).si_code, addr: (*si).si_addr() as u64 };
+        let done = FAULT_MAP.get().is_some_and(|m| asm::redirect_fault(uc.cast(), m, info, guest_fs));
+        if !done {
+            libc::signal(libc::SIGSEGV, libc::SIG_DFL);
+            return;
+        }
+        // The fault exit restores host FS itself.
+        let _ = saved;
+    }
+}
+
+#[test]
+fn fault_in_translated_code_becomes_a_guest_fault_at_the_instruction() {
+    // mov ecx, 7; mov rax, [rcx]  (address 7 is never mapped); int3
+    static CODE: [u8; 9] = [0xb9, 0x07, 0x00, 0x00, 0x00, 0x48, 0x8b, 0x01, 0xcc];
+    let start = CODE.as_ptr() as u64;
+    // SAFETY: static data outlives the translator.
+    let src = unsafe { RangeSource::new(vec![(start, start + CODE.len() as u64)]) };
+    let mut tr = Translator::<X86Backend>::with_cache_size(Box::new(src), 1 << 20).expect("cache");
+    let _ = FAULT_MAP.set(tr.fault_map());
+    // SAFETY: installing a SIGSEGV handler for this test process.
+    unsafe {
+        let mut sa: libc::sigaction = core::mem::zeroed();
+        sa.sa_sigaction = on_segv as *const () as usize;
+        sa.sa_flags = libc::SA_SIGINFO;
+        libc::sigaction(libc::SIGSEGV, &sa, core::ptr::null_mut());
+    }
+    let mut ctx = ThreadCtx::new();
+    let mut stack = vec![0u64; 1024];
+    ctx.cpu.set(crate::Gpr::Rsp, stack.as_mut_ptr() as u64 + 4096);
+    ctx.cpu.set(crate::Gpr::Rbx, 0x55);
+    ctx.cpu.rip = start;
+    // SAFETY: the code touches registers and faults on purpose.
+    let e = unsafe { tr.run(&mut ctx) };
+    drop(stack);
+    match e {
+        Exit::Fault(f) => {
+            assert_eq!(f.signo, libc::SIGSEGV);
+            assert_eq!(f.addr, 7);
+        }
+        other => panic!("expected a fault, got {other:?}"),
+    }
+    assert_eq!(ctx.cpu.rip, start + 5, "the faulting guest instruction");
+    assert_eq!(ctx.cpu.get(crate::Gpr::Rcx), 7);
+    assert_eq!(ctx.cpu.get(crate::Gpr::Rbx), 0x55);
+}

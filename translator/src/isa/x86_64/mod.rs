@@ -24,6 +24,7 @@ use regs::*;
 #[derive(Debug, Default)]
 pub struct X86Backend {
     info: InstructionInfoFactoryBox,
+    pc_map: Vec<crate::fault::PcEntry>,
 }
 
 /// `InstructionInfoFactory` is not `Debug`; this wrapper is.
@@ -93,7 +94,9 @@ impl Backend for X86Backend {
         let mut a = Asm::new(out, base);
         let mut pending: Vec<PendingExit> = Vec::new();
         let mut ended = false;
+        self.pc_map.clear();
         for gi in &block.insns {
+            self.mark(&a, gi.insn.ip(), None);
             if let Some(done) = self.translate_special(&mut a, gi, &mut pending)? {
                 if done {
                     ended = true;
@@ -123,6 +126,10 @@ impl Backend for X86Backend {
             }
         }
         Ok(Translated { link_sites })
+    }
+
+    fn take_pc_map(&mut self) -> Vec<crate::fault::PcEntry> {
+        core::mem::take(&mut self.pc_map)
     }
 
     fn encode_link(&self, site: u64, target: u64, out: &mut [u8]) -> Option<()> {
@@ -197,6 +204,16 @@ fn emit_inline_lookup(a: &mut Asm<'_>) -> Result<(), TranslateError> {
 }
 
 impl X86Backend {
+    /// Record that host code from here on belongs to guest instruction `pc`; `fixup` names a
+    /// guest register whose value is parked in a context slot meanwhile.
+    fn mark(&mut self, a: &Asm<'_>, pc: u64, fixup: Option<(Register, usize)>) {
+        let (fixup_reg, fixup_slot) = match fixup {
+            Some((r, slot)) => (r.number() as u8, slot as u16),
+            None => (crate::fault::NO_FIXUP, 0),
+        };
+        self.pc_map.push(crate::fault::PcEntry { host_off: a.len() as u32, fixup_reg, _pad: 0, fixup_slot, guest_pc: pc });
+    }
+
     /// Translate a control transfer or an instruction that must leave the cache. Returns
     /// `Some(true)` if it ends the block, `Some(false)` if it was handled inline, `None` if the
     /// instruction is to be copied.
@@ -354,7 +371,9 @@ impl X86Backend {
         m.set_memory_base(scratch);
         m.set_memory_displacement64(0);
         m.set_memory_displ_size(0);
+        self.mark(a, i.ip(), Some((scratch, S_REWRITE)));
         a.insn(&m)?;
+        self.mark(a, i.ip(), None);
         a.load_gs(scratch, S_REWRITE)
     }
 }
