@@ -294,6 +294,20 @@ _start:
 2:  lea l_exe(%rip), %rdi
     call check
 
+    /* fork: the child exits 5, wait4 sees it; vfork: the child exits 6 */
+    mov $57, %eax
+    call fork_and_wait
+    cmp $5, %eax
+    sete %al
+    lea l_fork(%rip), %rdi
+    call check
+    mov $58, %eax
+    call fork_and_wait
+    cmp $6, %eax
+    sete %al
+    lea l_vfork(%rip), %rdi
+    call check
+
     /* unknown syscall -> -ENOSYS */
     mov $499, %eax
     syscall
@@ -306,6 +320,35 @@ _start:
     xor %edi, %edi
     syscall
     hlt
+
+/* fork_and_wait: eax = fork or vfork. The child exit()s with 5 (fork) or 6 (vfork); returns
+ * the child's exit status, or -1. */
+fork_and_wait:
+    mov %eax, %ebx
+    syscall
+    test %rax, %rax
+    js 9f
+    jnz 8f
+    lea -52(%rbx), %edi         /* 57 -> 5, 58 -> 6 */
+    mov $60, %eax
+    syscall
+8:  mov %rax, %r12
+    mov %rax, %rdi
+    mov $61, %eax               /* wait4(pid, &status, 0, NULL) */
+    lea buf(%rip), %rsi
+    xor %edx, %edx
+    xor %r10d, %r10d
+    syscall
+    cmp %r12, %rax
+    jne 9f
+    mov buf(%rip), %eax
+    test $0x7f, %eax            /* WIFEXITED */
+    jnz 9f
+    shr $8, %eax
+    and $0xff, %eax
+    ret
+9:  mov $-1, %eax
+    ret
 
 /* check: rdi = NUL-terminated label, al = 0/1. Prints "label al\n". */
 check:
@@ -346,6 +389,8 @@ l_fs:   .asciz "fs"
 l_time: .asciz "time"
 l_exe:  .asciz "proc-self-exe"
 l_enosys: .asciz "enosys"
+l_fork: .asciz "fork"
+l_vfork: .asciz "vfork"
 l_abc:  .ascii "abc"
 l_selfexe: .asciz "/proc/self/exe"
     .balign 8
