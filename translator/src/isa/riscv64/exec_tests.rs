@@ -345,3 +345,29 @@ fn pushfq_after_clc() {
     assert_eq!(e, Exit::Breakpoint);
     assert_eq!(ctx.cpu.get(Rax) & fl::STATUS, fl::ZF);
 }
+
+#[test]
+fn jumps_and_calls_through_memory() {
+    // The target comes from memory into a scratch register the table probe must not reuse.
+    let mut g = Guest::new(&[
+        0x48, 0x8d, 0x05, 0x07, 0x00, 0x00, 0x00, // lea rax, [rip+7] (t)
+        0x48, 0x89, 0x07, // mov [rdi], rax
+        0xff, 0x27, // jmp qword ptr [rdi]
+        0x0f, 0x0b, // ud2
+        0xbb, 0x07, 0x00, 0x00, 0x00, // t: mov ebx, 7
+        0x48, 0x8d, 0x0d, 0x0b, 0x00, 0x00, 0x00, // lea rcx, [rip+0xb] (u)
+        0x48, 0x89, 0x4f, 0x08, // mov [rdi+8], rcx
+        0xff, 0x57, 0x08, // call qword ptr [rdi+8]
+        0x83, 0xc3, 0x64, // add ebx, 100
+        0xcc, // int3
+        0x83, 0xc3, 0x01, // u: add ebx, 1
+        0xc3, // ret
+    ]);
+    let d = g.data_addr();
+    // Run twice: the second time every block is linked or found in the table.
+    for _ in 0..2 {
+        let (e, ctx) = g.run(&[(Rdi, d)], 0);
+        assert_eq!(e, Exit::Breakpoint);
+        assert_eq!(ctx.cpu.get(Rbx), 108);
+    }
+}

@@ -651,12 +651,14 @@ impl Lower<'_> {
         self.stubs.push((l, StubKind::Link { target, site }));
     }
 
-    /// Jump to the guest address in `t` through the indirect-branch table, exiting with LOOKUP
-    /// on a miss. `t` must not be `t0`, `t1` or `t2`.
+    /// Jump to the guest address in `t` (any register but `t0`) through the indirect-branch
+    /// table, exiting with LOOKUP on a miss.
     pub fn jump_indirect(&mut self, t: Reg) {
         use crate::ctx::{OFF_LOOKUP, OFF_LOOKUP_MASK};
         self.sync_kind();
-        let (x, y) = (Reg::T1, Reg::T2);
+        // Two probe registers distinct from the target (which is often a scratch register).
+        let mut free = [Reg::T1, Reg::T2, Reg::T4].into_iter().filter(|&r| r != t);
+        let (x, y) = (free.next().unwrap_or(Reg::T5), free.next().unwrap_or(Reg::T5));
         self.a.ld(x, CTX, OFF_LOOKUP_MASK as i32);
         self.a.r(Op::And, x, t, x);
         self.a.slli(x, x, 4);
