@@ -145,6 +145,7 @@ pub fn setup(cfg: &Config, env: Vec<(OsString, OsString)>) -> Result<Guest, Stri
 pub fn run<B: Backend>(guest: &mut Guest) -> Result<i32, String> {
     let mut tr = Translator::<B>::new(Box::new(MapSource(guest.proc.mem.clone())))
         .map_err(|e| e.to_string())?;
+    crate::smc::install_fault_map(tr.fault_map());
     crate::smc::install(tr.smc())?;
     Ok(run_loop(&mut tr, &mut guest.ctx, &mut guest.proc))
 }
@@ -158,14 +159,10 @@ pub fn run_loop<B: Backend>(tr: &mut Translator<B>, ctx: &mut ThreadCtx, proc: &
         let exit = unsafe { tr.run(ctx) };
         match exit {
             Exit::Syscall => {
+                let nr = ctx.cpu.get(Gpr::Rax);
                 let mut sys = Sys { cpu: &mut ctx.cpu, proc, code: tr };
                 match syscall::dispatch(table, &mut sys) {
-                    SysRet::Ret(v) => {
-                        ctx.cpu.set(Gpr::Rax, v as u64);
-                        // What the `syscall` instruction itself leaves behind.
-                        ctx.cpu.set(Gpr::Rcx, ctx.cpu.rip);
-                        ctx.cpu.set(Gpr::R11, ctx.cpu.rflags);
-                    }
+                    SysRet::Ret(v) => signals::syscall_result(&mut ctx.cpu, proc, nr, v),
                     SysRet::Restored => {}
                     SysRet::Exit(code) => return code,
                 }

@@ -54,8 +54,14 @@ pub fn is_synchronous(sig: usize) -> bool {
     matches!(sig as i32, libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP)
 }
 
-/// Set the host disposition matching guest action `act` for `sig`.
+/// Set the host disposition matching guest action `act` for `sig`. The fault signals keep ld-nc's
+/// own handler (`smc.rs`) whatever the guest asks: it tells self-modifying-code writes from real
+/// faults and turns faults in translated code into dispatcher exits, which then follow the
+/// guest's action.
 pub fn install_host(sig: usize, act: &GuestSigaction) -> Result<(), i32> {
+    if matches!(sig as i32, libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE) {
+        return Ok(());
+    }
     // SAFETY: all-zero is a valid sigaction.
     let mut h: libc::sigaction = unsafe { core::mem::zeroed() };
     match act.handler {
@@ -64,11 +70,11 @@ pub fn install_host(sig: usize, act: &GuestSigaction) -> Result<(), i32> {
         _ if is_synchronous(sig) => h.sa_sigaction = libc::SIG_DFL,
         _ => {
             h.sa_sigaction = host_handler as *const () as usize;
-            // On ld-nc's alternate stack: the guest's stack may be what is running out.
+            // On ld-nc's alternate stack: the guest's stack may be what is running out. Never
+            // SA_RESTART on the host: an interrupted syscall must come back with EINTR so the
+            // guest handler runs now; `syscall_result` then restarts it for the guest as the
+            // kernel would if the guest asked for SA_RESTART.
             h.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
-            if act.flags & sa::SA_RESTART != 0 {
-                h.sa_flags |= libc::SA_RESTART;
-            }
         }
     }
     if act.flags & sa::SA_NOCLDSTOP != 0 {
@@ -344,6 +350,47 @@ pub fn deliver(cpu: &mut CpuState, p: &mut Process, sig: usize, info: &[u8; 128]
         let _ = install_host(sig, &p.sigactions[sig]);
     }
     true
+}
+
+/// x86_64 syscalls the kernel never restarts after a handler (they return EINTR even with
+/// SA_RESTART: `-ERESTARTNOHAND` and `-ERESTART_RESTARTBLOCK` in the kernel).
+const NEVER_RESTARTED: &[u64] = &[
+    7,   // poll
+    23,  // select
+    34,  // pause
+    35,  // nanosleep
+    128, // rt_sigtimedwait
+    130, // rt_sigsuspend
+    230, // clock_nanosleep
+    232, // epoll_wait
+    270, // pselect6
+    271, // ppoll
+    281, // epoll_pwait
+    441, // epoll_pwait2
+];
+
+/// Put the result of syscall `nr` in the guest's registers. An EINTR caused by a signal the guest
+/// handles becomes, if that handler has SA_RESTART and the syscall restarts, a restart: RIP back
+/// on the `syscall` instruction and RAX the syscall number again, so the handler (delivered next)
+/// returns into the syscall — the kernel's `-ERESTARTSYS` handling.
+pub fn syscall_result(cpu: &mut CpuState, p: &Process, nr: u64, v: i64) {
+    if v == -i64::from(libc::EINTR) && !NEVER_RESTARTED.contains(&nr) {
+        let pending = PENDING.load(Ordering::SeqCst);
+        let deliverable = if p.force_signals { pending } else { pending & !host_mask() };
+        if deliverable != 0 {
+            let sig = deliverable.trailing_zeros() as usize + 1;
+            let act = &p.sigactions[sig];
+            if act.handler > 1 && act.flags & sa::SA_RESTART != 0 {
+                cpu.rip = cpu.rip.wrapping_sub(2);
+                cpu.set(Gpr::Rax, nr);
+                return;
+            }
+        }
+    }
+    cpu.set(Gpr::Rax, v as u64);
+    // What the `syscall` instruction itself leaves behind.
+    cpu.set(Gpr::Rcx, cpu.rip);
+    cpu.set(Gpr::R11, cpu.rflags);
 }
 
 /// Deliver recorded asynchronous signals that are not blocked (one per call, the lowest; the

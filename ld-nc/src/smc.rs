@@ -9,10 +9,11 @@
 //! it must not touch thread-local storage: only atomics and raw syscalls through rustix
 //! (`linux_raw`, no `errno`).
 //!
-//! A SIGSEGV or SIGBUS that is not a watched-page write is a real guest fault: ld-nc prints it and
-//! lets the default action kill the process (so the parent sees WIFSIGNALED). Guest handlers for
-//! such faults are not called yet: that needs the translator to map a host fault to the guest's
-//! registers and PC.
+//! A SIGSEGV, SIGBUS, SIGFPE or SIGILL that is not a watched-page write is a real guest fault. When
+//! it was raised by translated code and the backend can rebuild the guest state at the faulting
+//! instruction (x86_64 backend), the fault becomes an exit of the dispatcher, which delivers the
+//! signal to the guest's handler or kills the process as the kernel would. Otherwise ld-nc prints
+//! it and lets the default action kill the process (so the parent sees WIFSIGNALED).
 //!
 //! The kernel writing into a watched page on the guest's behalf (a `read()` into RWX memory) would
 //! fail with EFAULT instead of faulting, so every syscall first releases all watched pages
@@ -34,6 +35,9 @@ const TOMBSTONE: u64 = 1;
 
 /// The translator's SMC state, leaked once so the handler can reach it.
 static SMC: AtomicPtr<SmcState> = AtomicPtr::new(core::ptr::null_mut());
+
+/// The translator's host-PC → guest-PC map, leaked once so the handler can reach it.
+static FAULTS: AtomicPtr<translator::fault::FaultMap> = AtomicPtr::new(core::ptr::null_mut());
 
 fn slot_of(page: u64) -> usize {
     ((page >> 12).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 50) as usize & (SLOTS - 1)
@@ -183,7 +187,31 @@ fn hex(mut v: u64, buf: &mut [u8; 18]) -> &[u8] {
     &buf[i..]
 }
 
-extern "C" fn fault_handler(sig: libc::c_int, info: *mut libc::siginfo_t, _uc: *mut libc::c_void) {
+/// Turn a fault raised by translated code into a dispatcher exit (see the module docs).
+#[cfg(target_arch = "x86_64")]
+fn redirect_to_guest(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) -> bool {
+    let map = FAULTS.load(Ordering::Acquire);
+    if map.is_null() {
+        return false;
+    }
+    // SAFETY: the kernel passes a valid siginfo and ucontext for SA_SIGINFO handlers; the map was
+    // leaked in `install_fault_map`; FS still holds the guest's base here (this handler never
+    // switches it), which is what the guest state needs.
+    unsafe {
+        let fault = translator::ctx::FaultInfo { signo: sig, code: (*info).si_code, addr: (*info).si_addr() as u64 };
+        let fs: u64;
+        core::arch::asm!("rdfsbase {}", out(reg) fs, options(nomem, nostack));
+        translator::isa::x86_64::asm::redirect_fault(uc.cast(), &*map, fault, fs)
+    }
+}
+
+/// The riscv64 backend does not rebuild guest state from a host fault yet.
+#[cfg(not(target_arch = "x86_64"))]
+fn redirect_to_guest(_sig: libc::c_int, _info: *mut libc::siginfo_t, _uc: *mut libc::c_void) -> bool {
+    false
+}
+
+extern "C" fn fault_handler(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let addr = unsafe { (*info).si_addr() } as u64;
     let page = addr & !(PAGE - 1);
@@ -198,8 +226,16 @@ extern "C" fn fault_handler(sig: libc::c_int, info: *mut libc::siginfo_t, _uc: *
         }
         return;
     }
+    if redirect_to_guest(sig, info, uc) {
+        return;
+    }
     let mut b = [0u8; 18];
-    let name: &[u8] = if sig == libc::SIGBUS { b"SIGBUS" } else { b"SIGSEGV" };
+    let name: &[u8] = match sig {
+        libc::SIGBUS => b"SIGBUS",
+        libc::SIGFPE => b"SIGFPE",
+        libc::SIGILL => b"SIGILL",
+        _ => b"SIGSEGV",
+    };
     write_stderr(&[b"ld-nc: guest killed by signal ", name, b": fault at address ", hex(addr, &mut b), b"\n"]);
     // SAFETY: restoring the default action; returning re-executes the fault, which then kills the
     // process as the guest would have been killed.
@@ -213,7 +249,12 @@ extern "C" fn fault_handler(sig: libc::c_int, info: *mut libc::siginfo_t, _uc: *
 /// Host alternate stack for ld-nc's own handlers (the guest's stack may be what overflowed).
 const ALT_STACK: usize = 256 << 10;
 
-/// Hook the translator's SMC state and install the SIGSEGV/SIGBUS handler.
+/// Hook the translator's fault map, so faults in translated code reach the guest's handlers.
+pub fn install_fault_map(map: Arc<translator::fault::FaultMap>) {
+    FAULTS.store(Arc::into_raw(map).cast_mut(), Ordering::Release);
+}
+
+/// Hook the translator's SMC state and install the SIGSEGV/SIGBUS/SIGFPE/SIGILL handler.
 pub fn install(smc: Arc<SmcState>) -> Result<(), String> {
     SMC.store(Arc::into_raw(smc).cast_mut(), Ordering::Release);
     // SAFETY: a fresh anonymous mapping for the alternate stack, leaked on purpose.
@@ -232,7 +273,7 @@ pub fn install(smc: Arc<SmcState>) -> Result<(), String> {
         // SAFETY: valid stack_t describing memory we own forever.
         unsafe { libc::sigaltstack(&ss, core::ptr::null_mut()) };
     }
-    for sig in [libc::SIGSEGV, libc::SIGBUS] {
+    for sig in [libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL] {
         // SAFETY: all-zero is a valid sigaction; the handler only uses atomics and raw syscalls.
         unsafe {
             let mut sa: libc::sigaction = core::mem::zeroed();

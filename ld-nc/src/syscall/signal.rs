@@ -51,12 +51,6 @@ fn rt_sigaction(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
         if let Err(e) = signals::install_host(sig, &n) {
             return err(e);
         }
-        if n.handler > 1 && signals::is_synchronous(sig) {
-            log::debug!(
-                target: "ldnc::signals",
-                "guest handler for synchronous signal {sig} recorded; host faults in translated code keep the default action"
-            );
-        }
         sys.proc.sigactions[sig] = n;
     }
     SysRet::Ret(0)

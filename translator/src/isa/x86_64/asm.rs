@@ -264,6 +264,10 @@ pub unsafe fn redirect_fault(
         }
     }
     ctx.fault = info;
+    if matches!(info.signo, libc::SIGFPE | libc::SIGILL | libc::SIGTRAP) {
+        // For these, si_addr is the instruction's address, which the guest knows by its own.
+        ctx.fault.addr = f.guest_pc;
+    }
     ctx.exit_reason = exit::FAULT;
     g[libc::REG_RIP as usize] = ldnc_x86_fault_exit as *const () as usize as i64;
     true
