@@ -165,3 +165,19 @@ fn rwx_code_rewritten_by_stores_and_by_the_kernel() {
     let o = run(&[&prog]);
     assert_eq!(String::from_utf8_lossy(&o.stdout), "1 6 2 3\n", "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn handlers_interrupt_blocking_syscalls_which_restart_per_sa_restart() {
+    let d = tmp();
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/guest/restart.c");
+    let prog = d.join("restart");
+    build(&prog, "gcc", &["-static", "-O2", src.to_str().expect("utf-8")]);
+    let o = run(&[&prog]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "SA_RESTART: read 1 'x' hits 1\nno SA_RESTART: read -1 errno EINTR 1 hits 6\n",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
