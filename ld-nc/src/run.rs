@@ -145,6 +145,7 @@ pub fn setup(cfg: &Config, env: Vec<(OsString, OsString)>) -> Result<Guest, Stri
 pub fn run<B: Backend>(guest: &mut Guest) -> Result<i32, String> {
     let mut tr = Translator::<B>::new(Box::new(MapSource(guest.proc.mem.clone())))
         .map_err(|e| e.to_string())?;
+    crate::smc::install_fault_map(tr.fault_map());
     crate::smc::install(tr.smc())?;
     Ok(run_loop(&mut tr, &mut guest.ctx, &mut guest.proc))
 }

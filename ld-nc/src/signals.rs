@@ -54,8 +54,14 @@ pub fn is_synchronous(sig: usize) -> bool {
     matches!(sig as i32, libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP)
 }
 
-/// Set the host disposition matching guest action `act` for `sig`.
+/// Set the host disposition matching guest action `act` for `sig`. The fault signals keep ld-nc's
+/// own handler (`smc.rs`) whatever the guest asks: it tells self-modifying-code writes from real
+/// faults and turns faults in translated code into dispatcher exits, which then follow the
+/// guest's action.
 pub fn install_host(sig: usize, act: &GuestSigaction) -> Result<(), i32> {
+    if matches!(sig as i32, libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE) {
+        return Ok(());
+    }
     // SAFETY: all-zero is a valid sigaction.
     let mut h: libc::sigaction = unsafe { core::mem::zeroed() };
     match act.handler {
