@@ -1,0 +1,968 @@
+//! The SSE helper of the riscv64 backend (SSE helper's file): exact x86 semantics, written in
+//! Rust, for the SSE instructions `sse.rs` does not expand inline — shuffles, packs, saturating
+//! and multiplying integer lanes, and all floating point (arithmetic, compares, conversions).
+//!
+//! Generated code calls [`rv_sse_op`] with a descriptor naming the iced [`Code`], the destination
+//! XMM register and the source (an XMM register, or the value it staged in `ctx.scratch`). The
+//! helper reads and writes `ctx.cpu.xmm` and `ctx.cpu.mxcsr` directly; a general-register result
+//! goes to `ctx.scratch[OUT]` and a flags result (COMISD…) to `ctx.cpu.rflags`.
+//!
+//! Floating point follows the SDM rather than the host: the first source's NaN (quietened) wins,
+//! invalid operations give the negative "QNaN floating-point indefinite", out-of-range float to
+//! integer conversions give the "integer indefinite", MXCSR's status bits accumulate (DE from the
+//! operands, the rest from the host's IEEE flags, which RISC-V and x86 define alike — both detect
+//! tininess after rounding), its rounding control is honoured, and DAZ/FTZ are applied. Only
+//! addition, subtraction, multiplication, division, square root and double-to-single narrowing
+//! need the host FPU (with `frm` set from MXCSR); everything else is exact integer arithmetic.
+
+use iced_x86::{Code, Mnemonic as M};
+
+use crate::cpu::flags as fl;
+use crate::ctx::ThreadCtx;
+
+/// `ctx.scratch` word where generated code stages a memory or general-register source (two words).
+pub const STAGE: usize = 24;
+/// `ctx.scratch` word receiving a general-register result.
+pub const OUT: usize = 26;
+/// Source index meaning "the staged value" in a descriptor.
+pub const SRC_STAGED: u64 = 16;
+
+/// MXCSR bits (SDM vol. 1, 10.2.3).
+pub mod mx {
+    /// Invalid operation.
+    pub const IE: u32 = 1 << 0;
+    /// Denormal operand.
+    pub const DE: u32 = 1 << 1;
+    /// Divide by zero.
+    pub const ZE: u32 = 1 << 2;
+    /// Overflow.
+    pub const OE: u32 = 1 << 3;
+    /// Underflow.
+    pub const UE: u32 = 1 << 4;
+    /// Precision (inexact).
+    pub const PE: u32 = 1 << 5;
+    /// Denormals are zeros.
+    pub const DAZ: u32 = 1 << 6;
+    /// Flush to zero.
+    pub const FTZ: u32 = 1 << 15;
+}
+
+/// Descriptor for [`rv_sse_op`]: `code | dst << 16 | src << 21 | imm8 << 26`.
+pub fn desc(code: Code, dst: u32, src: u64, imm: u8) -> u64 {
+    code as u64 | u64::from(dst & 15) << 16 | (src & 31) << 21 | u64::from(imm) << 26
+}
+
+/// Whether [`apply`] implements `code`.
+pub fn supports(code: Code) -> bool {
+    let mut st = State { a: 0, b: 0, imm: 0, mxcsr: 0x1f80, rflags: 0, out: None, res: None };
+    apply(code, &mut st).is_some()
+}
+
+/// Inputs and outputs of one helper-implemented instruction.
+#[derive(Debug)]
+pub struct State {
+    /// Destination register (first source).
+    pub a: u128,
+    /// Second source.
+    pub b: u128,
+    /// Immediate operand.
+    pub imm: u8,
+    /// MXCSR in and out.
+    pub mxcsr: u32,
+    /// RFLAGS in and out (COMISD/UCOMISD/PTEST).
+    pub rflags: u64,
+    /// General-register result.
+    pub out: Option<u64>,
+    /// XMM result (written to the destination).
+    pub res: Option<u128>,
+}
+
+/// The SSE helper generated code calls.
+///
+/// # Safety
+/// `ctx` must be the live context generated code runs on, used by no one else during the call.
+pub unsafe extern "C" fn rv_sse_op(ctx: *mut ThreadCtx, d: u64) {
+    // SAFETY: per the contract, the context is live and ours.
+    let c = unsafe { &mut *ctx };
+    let Ok(code) = Code::try_from((d & 0xffff) as usize) else { return };
+    let dst = ((d >> 16) & 15) as usize;
+    let src = ((d >> 21) & 31) as usize;
+    let x = |v: [u64; 2]| u128::from(v[0]) | u128::from(v[1]) << 64;
+    let b = if src < 16 { x(c.cpu.xmm[src]) } else { x([c.scratch[STAGE], c.scratch[STAGE + 1]]) };
+    let mut st = State {
+        a: x(c.cpu.xmm[dst]),
+        b,
+        imm: (d >> 26) as u8,
+        mxcsr: c.cpu.mxcsr,
+        rflags: c.cpu.rflags,
+        out: None,
+        res: None,
+    };
+    if apply(code, &mut st).is_none() {
+        return;
+    }
+    c.cpu.mxcsr = st.mxcsr;
+    c.cpu.rflags = st.rflags;
+    if let Some(v) = st.res {
+        c.cpu.xmm[dst] = [v as u64, (v >> 64) as u64];
+    }
+    if let Some(v) = st.out {
+        c.scratch[OUT] = v;
+    }
+}
+
+// ---- lanes ----
+
+fn mask(bits: u32) -> u128 {
+    if bits == 128 {
+        u128::MAX
+    } else {
+        (1u128 << bits) - 1
+    }
+}
+
+fn lane(v: u128, bits: u32, n: u32) -> u64 {
+    ((v >> (bits * n)) & mask(bits)) as u64
+}
+
+fn slane(v: u128, bits: u32, n: u32) -> i64 {
+    let u = lane(v, bits, n);
+    ((u << (64 - bits)) as i64) >> (64 - bits)
+}
+
+fn build(bits: u32, f: impl Fn(u32) -> u64) -> u128 {
+    let mut r = 0u128;
+    for n in 0..128 / bits {
+        r |= (u128::from(f(n)) & mask(bits)) << (bits * n);
+    }
+    r
+}
+
+fn map2(a: u128, b: u128, bits: u32, f: impl Fn(u64, u64) -> u64) -> u128 {
+    build(bits, |n| f(lane(a, bits, n), lane(b, bits, n)))
+}
+
+fn smap2(a: u128, b: u128, bits: u32, f: impl Fn(i64, i64) -> i64) -> u128 {
+    build(bits, |n| f(slane(a, bits, n), slane(b, bits, n)) as u64)
+}
+
+fn sat_s(v: i64, bits: u32) -> i64 {
+    let hi = (1i64 << (bits - 1)) - 1;
+    v.clamp(-hi - 1, hi)
+}
+
+fn sat_u(v: i64, bits: u32) -> i64 {
+    v.clamp(0, (1i64 << bits) - 1)
+}
+
+fn ones(c: bool) -> u64 {
+    if c {
+        u64::MAX
+    } else {
+        0
+    }
+}
+
+/// Interleave the low (`high == false`) or high halves of `a` and `b` in `bits` lanes.
+fn unpack(a: u128, b: u128, bits: u32, high: bool) -> u128 {
+    let base = if high { 64 / bits } else { 0 };
+    build(bits, |n| {
+        let k = base + n / 2;
+        if n % 2 == 0 {
+            lane(a, bits, k)
+        } else {
+            lane(b, bits, k)
+        }
+    })
+}
+
+/// Shift count of a PSxx by register or memory: the whole low quadword.
+fn count(b: u128) -> u64 {
+    b as u64
+}
+
+// ---- IEEE formats ----
+
+/// Binary32 or binary64.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fmt {
+    /// Width in bits.
+    pub w: u32,
+}
+
+/// Binary32.
+pub const F32: Fmt = Fmt { w: 32 };
+/// Binary64.
+pub const F64: Fmt = Fmt { w: 64 };
+
+impl Fmt {
+    fn sign(self) -> u64 {
+        1 << (self.w - 1)
+    }
+    fn exp(self) -> u64 {
+        if self.w == 64 {
+            0x7ff0_0000_0000_0000
+        } else {
+            0x7f80_0000
+        }
+    }
+    fn frac(self) -> u64 {
+        if self.w == 64 {
+            (1 << 52) - 1
+        } else {
+            (1 << 23) - 1
+        }
+    }
+    fn quiet(self) -> u64 {
+        if self.w == 64 {
+            1 << 51
+        } else {
+            1 << 22
+        }
+    }
+    /// Whether `x` is a NaN.
+    pub fn nan(self, x: u64) -> bool {
+        x & self.exp() == self.exp() && x & self.frac() != 0
+    }
+    /// Whether `x` is a signalling NaN.
+    pub fn snan(self, x: u64) -> bool {
+        self.nan(x) && x & self.quiet() == 0
+    }
+    /// Whether `x` is a denormal.
+    pub fn denorm(self, x: u64) -> bool {
+        x & self.exp() == 0 && x & self.frac() != 0
+    }
+    /// The "QNaN floating-point indefinite".
+    pub fn indefinite(self) -> u64 {
+        self.sign() | self.exp() | self.quiet()
+    }
+    /// The value, exactly, as an f64.
+    pub fn val(self, x: u64) -> f64 {
+        if self.w == 64 {
+            f64::from_bits(x)
+        } else {
+            f64::from(f32::from_bits(x as u32))
+        }
+    }
+    fn daz(self, x: u64, mxcsr: u32) -> u64 {
+        if mxcsr & mx::DAZ != 0 && self.denorm(x) {
+            x & self.sign()
+        } else {
+            x
+        }
+    }
+}
+
+/// x86 rounding control (MXCSR.RC): 0 nearest, 1 down, 2 up, 3 toward zero.
+fn rc(mxcsr: u32) -> u32 {
+    (mxcsr >> 13) & 3
+}
+
+/// Round an integral-valued-or-not f64 to an integer value in rounding mode `mode` (x86 RC).
+fn round_int(x: f64, mode: u32) -> f64 {
+    match mode {
+        0 => x.round_ties_even(),
+        1 => x.floor(),
+        2 => x.ceil(),
+        _ => x.trunc(),
+    }
+}
+
+/// Float (`fmt` bits `x`) to a signed `bits`-wide integer in mode `mode`: value and MXCSR flags.
+pub fn f2i(fmt: Fmt, x: u64, bits: u32, mode: u32, mxcsr: u32) -> (u64, u32) {
+    let indefinite = 1u64 << (bits - 1);
+    if fmt.nan(x) {
+        return (indefinite, mx::IE);
+    }
+    // Conversions to integer report no denormal-operand exception; DAZ still reads them as 0.
+    let mut f = 0;
+    let x = fmt.daz(x, mxcsr);
+    let v = fmt.val(x);
+    let r = round_int(v, mode);
+    let lim = (bits - 1) as i32;
+    if r < -(2f64.powi(lim)) || r >= 2f64.powi(lim) {
+        return (indefinite, mx::IE);
+    }
+    if r != v {
+        f |= mx::PE;
+    }
+    let i = r as i64 as u64;
+    (if bits == 32 { i & 0xffff_ffff } else { i }, f)
+}
+
+/// Signed integer `v` to `fmt` rounded per `mode`: bits and MXCSR flags (PE only).
+pub fn i2f(fmt: Fmt, v: i64, mode: u32) -> (u64, u32) {
+    if fmt.w == 64 {
+        let r = v as f64;
+        let e = i128::from(v);
+        let back = r as i128;
+        if back == e {
+            return (r.to_bits(), 0);
+        }
+        let r = adjust64(r, back > e, mode, v < 0);
+        (r.to_bits(), mx::PE)
+    } else {
+        let r = v as f32;
+        let e = i128::from(v);
+        let back = r as i128;
+        if back == e {
+            return (u64::from(r.to_bits()), 0);
+        }
+        let r = adjust32(r, back > e, mode, v < 0);
+        (u64::from(r.to_bits()), mx::PE)
+    }
+}
+
+/// A nearest-rounded inexact `r` moved to the neighbour `mode` asks for (`above` says whether `r`
+/// exceeds the exact value; `neg` the exact value's sign).
+fn adjust64(r: f64, above: bool, mode: u32, neg: bool) -> f64 {
+    match (mode, above) {
+        (1, true) => r.next_down(),
+        (2, false) => r.next_up(),
+        (3, true) if !neg => r.next_down(),
+        (3, false) if neg => r.next_up(),
+        _ => r,
+    }
+}
+
+fn adjust32(r: f32, above: bool, mode: u32, neg: bool) -> f32 {
+    match (mode, above) {
+        (1, true) => r.next_down(),
+        (2, false) => r.next_up(),
+        (3, true) if !neg => r.next_down(),
+        (3, false) if neg => r.next_up(),
+        _ => r,
+    }
+}
+
+/// Host FPU operations used for arithmetic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FOp {
+    /// a + b
+    Add,
+    /// a - b
+    Sub,
+    /// a * b
+    Mul,
+    /// a / b
+    Div,
+    /// sqrt(b)
+    Sqrt,
+}
+
+/// IEEE flags of the host, in x86 MXCSR bit positions.
+#[cfg(target_arch = "riscv64")]
+fn rv_flags(f: u64) -> u32 {
+    // RISC-V fflags: NX 0, UF 1, OF 2, DZ 3, NV 4.
+    let b = |n: u32, m: u32| if f >> n & 1 != 0 { m } else { 0 };
+    b(4, mx::IE) | b(3, mx::ZE) | b(2, mx::OE) | b(1, mx::UE) | b(0, mx::PE)
+}
+
+/// RISC-V `frm` for an x86 rounding control: RNE 0, RDN 2, RUP 3, RTZ 1.
+pub fn rv_rm(rc: u32) -> u64 {
+    [0u64, 2, 3, 1][(rc & 3) as usize]
+}
+
+/// `a op b` on the host FPU in x86 rounding mode `mode`: result bits and IEEE flags (MXCSR bits).
+#[cfg(target_arch = "riscv64")]
+fn hw(fmt: Fmt, op: FOp, a: u64, b: u64, mode: u32) -> (u64, u32) {
+    use core::arch::asm;
+    let rm = rv_rm(mode);
+    let fl: u64;
+    macro_rules! run {
+        ($ins:literal, $t:ty, $a:expr, $b:expr) => {{
+            let out: $t;
+            // SAFETY: only frm and fflags change, and frm is restored; no memory is touched.
+            unsafe {
+                asm!(
+                    "fsrm {old}, {rm}",
+                    "fsflags zero",
+                    $ins,
+                    "frflags {fl}",
+                    "fsrm {old}",
+                    old = out(reg) _,
+                    rm = in(reg) rm,
+                    fl = out(reg) fl,
+                    r = lateout(freg) out,
+                    a = in(freg) $a,
+                    b = in(freg) $b,
+                    options(nomem, nostack)
+                );
+            }
+            out
+        }};
+    }
+    if fmt.w == 64 {
+        let (x, y) = (f64::from_bits(a), f64::from_bits(b));
+        let o: f64 = match op {
+            FOp::Add => run!("fadd.d {r}, {a}, {b}, dyn", f64, x, y),
+            FOp::Sub => run!("fsub.d {r}, {a}, {b}, dyn", f64, x, y),
+            FOp::Mul => run!("fmul.d {r}, {a}, {b}, dyn", f64, x, y),
+            FOp::Div => run!("fdiv.d {r}, {a}, {b}, dyn", f64, x, y),
+            FOp::Sqrt => run!("fsqrt.d {r}, {b}, dyn # {a}", f64, x, y),
+        };
+        (o.to_bits(), rv_flags(fl))
+    } else {
+        let (x, y) = (f32::from_bits(a as u32), f32::from_bits(b as u32));
+        let o: f32 = match op {
+            FOp::Add => run!("fadd.s {r}, {a}, {b}, dyn", f32, x, y),
+            FOp::Sub => run!("fsub.s {r}, {a}, {b}, dyn", f32, x, y),
+            FOp::Mul => run!("fmul.s {r}, {a}, {b}, dyn", f32, x, y),
+            FOp::Div => run!("fdiv.s {r}, {a}, {b}, dyn", f32, x, y),
+            FOp::Sqrt => run!("fsqrt.s {r}, {b}, dyn # {a}", f32, x, y),
+        };
+        (u64::from(o.to_bits()), rv_flags(fl))
+    }
+}
+
+/// Double to single on the host FPU in x86 rounding mode `mode`.
+#[cfg(target_arch = "riscv64")]
+fn hw_narrow(a: u64, mode: u32) -> (u64, u32) {
+    use core::arch::asm;
+    let rm = rv_rm(mode);
+    let fl: u64;
+    let out: f32;
+    // SAFETY: only frm and fflags change, and frm is restored; no memory is touched.
+    unsafe {
+        asm!(
+            "fsrm {old}, {rm}",
+            "fsflags zero",
+            "fcvt.s.d {r}, {a}, dyn",
+            "frflags {fl}",
+            "fsrm {old}",
+            old = out(reg) _,
+            rm = in(reg) rm,
+            fl = out(reg) fl,
+            r = lateout(freg) out,
+            a = in(freg) f64::from_bits(a),
+            options(nomem, nostack)
+        );
+    }
+    (u64::from(out.to_bits()), rv_flags(fl))
+}
+
+// Elsewhere the helper only needs to compile (the riscv64 backend runs on riscv64 hosts); these
+// round to nearest and report inexact results only approximately.
+#[cfg(not(target_arch = "riscv64"))]
+fn hw(fmt: Fmt, op: FOp, a: u64, b: u64, _mode: u32) -> (u64, u32) {
+    if fmt.w == 64 {
+        let (x, y) = (f64::from_bits(a), f64::from_bits(b));
+        let r = match op {
+            FOp::Add => x + y,
+            FOp::Sub => x - y,
+            FOp::Mul => x * y,
+            FOp::Div => x / y,
+            FOp::Sqrt => y.sqrt(),
+        };
+        (r.to_bits(), 0)
+    } else {
+        let (x, y) = (f32::from_bits(a as u32), f32::from_bits(b as u32));
+        let r = match op {
+            FOp::Add => x + y,
+            FOp::Sub => x - y,
+            FOp::Mul => x * y,
+            FOp::Div => x / y,
+            FOp::Sqrt => y.sqrt(),
+        };
+        (u64::from(r.to_bits()), 0)
+    }
+}
+
+#[cfg(not(target_arch = "riscv64"))]
+fn hw_narrow(a: u64, _mode: u32) -> (u64, u32) {
+    (u64::from((f64::from_bits(a) as f32).to_bits()), 0)
+}
+
+/// Flush a tiny result to zero under FTZ.
+fn ftz(fmt: Fmt, r: u64, f: u32, mxcsr: u32) -> (u64, u32) {
+    if mxcsr & mx::FTZ != 0 && (fmt.denorm(r) || f & mx::UE != 0) {
+        (r & fmt.sign(), f | mx::UE | mx::PE)
+    } else {
+        (r, f)
+    }
+}
+
+/// One lane of ADD/SUB/MUL/DIV/SQRT: result bits and MXCSR flags.
+pub fn arith(fmt: Fmt, op: FOp, a: u64, b: u64, mxcsr: u32) -> (u64, u32) {
+    let (a, b) = (fmt.daz(a, mxcsr), fmt.daz(b, mxcsr));
+    let unary = op == FOp::Sqrt;
+    let nan_a = !unary && fmt.nan(a);
+    if nan_a || fmt.nan(b) {
+        let snan = (!unary && fmt.snan(a)) || fmt.snan(b);
+        let de = if !unary && !nan_a && fmt.denorm(a) || !fmt.nan(b) && fmt.denorm(b) { mx::DE } else { 0 };
+        let r = if nan_a { a } else { b } | fmt.quiet();
+        return (r, if snan { mx::IE } else { de });
+    }
+    let mut f = 0;
+    if (!unary && fmt.denorm(a)) || fmt.denorm(b) {
+        f |= mx::DE;
+    }
+    let (mut r, hf) = hw(fmt, op, a, b, rc(mxcsr));
+    f |= hf;
+    if fmt.nan(r) {
+        r = fmt.indefinite();
+    }
+    ftz(fmt, r, f, mxcsr)
+}
+
+/// One lane of MIN (`max == false`) or MAX.
+pub fn minmax(fmt: Fmt, max: bool, a: u64, b: u64, mxcsr: u32) -> (u64, u32) {
+    let (a, b) = (fmt.daz(a, mxcsr), fmt.daz(b, mxcsr));
+    if fmt.nan(a) || fmt.nan(b) {
+        return (b, mx::IE);
+    }
+    let f = if fmt.denorm(a) || fmt.denorm(b) { mx::DE } else { 0 };
+    let (x, y) = (fmt.val(a), fmt.val(b));
+    let pick_a = if max { x > y } else { x < y };
+    (if pick_a { a } else { b }, f)
+}
+
+/// One lane of CMPPS/CMPSD-style predicate `p` (0..7): all-ones or zero, and flags.
+pub fn cmp(fmt: Fmt, p: u8, a: u64, b: u64, mxcsr: u32) -> (bool, u32) {
+    let (a, b) = (fmt.daz(a, mxcsr), fmt.daz(b, mxcsr));
+    let un = fmt.nan(a) || fmt.nan(b);
+    let signals = matches!(p & 7, 1 | 2 | 5 | 6);
+    let f = if fmt.snan(a) || fmt.snan(b) || (un && signals) {
+        mx::IE
+    } else if fmt.denorm(a) || fmt.denorm(b) {
+        mx::DE
+    } else {
+        0
+    };
+    let (x, y) = (fmt.val(a), fmt.val(b));
+    let r = match p & 7 {
+        0 => !un && x == y,
+        1 => !un && x < y,
+        2 => !un && x <= y,
+        3 => un,
+        4 => un || x != y,
+        5 => un || x >= y,
+        6 => un || x > y,
+        _ => !un,
+    };
+    (r, f)
+}
+
+/// COMIS*/UCOMIS*: the new RFLAGS status bits and MXCSR flags.
+pub fn comi(fmt: Fmt, signal_qnan: bool, a: u64, b: u64, mxcsr: u32) -> (u64, u32) {
+    let (a, b) = (fmt.daz(a, mxcsr), fmt.daz(b, mxcsr));
+    let un = fmt.nan(a) || fmt.nan(b);
+    let f = if fmt.snan(a) || fmt.snan(b) || (un && signal_qnan) {
+        mx::IE
+    } else if fmt.denorm(a) || fmt.denorm(b) {
+        mx::DE
+    } else {
+        0
+    };
+    let (x, y) = (fmt.val(a), fmt.val(b));
+    let flags = if un {
+        fl::ZF | fl::PF | fl::CF
+    } else if x < y {
+        fl::CF
+    } else if x == y {
+        fl::ZF
+    } else {
+        0
+    };
+    (flags, f)
+}
+
+/// Single to double (exact; NaNs keep their payload and are quietened).
+pub fn widen(a: u64, mxcsr: u32) -> (u64, u32) {
+    let a = F32.daz(a, mxcsr);
+    if F32.nan(a) {
+        let s = (a >> 31) << 63;
+        let r = s | F64.exp() | F64.quiet() | ((a & F32.frac()) << 29);
+        return (r, if F32.snan(a) { mx::IE } else { 0 });
+    }
+    let f = if F32.denorm(a) { mx::DE } else { 0 };
+    (f64::from(f32::from_bits(a as u32)).to_bits(), f)
+}
+
+/// Double to single in the MXCSR rounding mode.
+pub fn narrow(a: u64, mxcsr: u32) -> (u64, u32) {
+    let a = F64.daz(a, mxcsr);
+    if F64.nan(a) {
+        let s = (a >> 63) << 31;
+        let r = s | F32.exp() | F32.quiet() | ((a & F64.frac()) >> 29);
+        return (r, if F64.snan(a) { mx::IE } else { 0 });
+    }
+    let de = if F64.denorm(a) { mx::DE } else { 0 };
+    let (r, f) = hw_narrow(a, rc(mxcsr));
+    ftz(F32, r, f | de, mxcsr)
+}
+
+// ---- the instruction table ----
+
+/// Per-lane float operation over the lanes `lanes` (1 = scalar) of `fmt`; upper lanes of
+/// scalar forms come from the destination.
+fn fp_lanes(st: &mut State, fmt: Fmt, scalar: bool, f: impl Fn(u64, u64, u32) -> (u64, u32)) {
+    let n = if scalar { 1 } else { 128 / fmt.w };
+    let mut r = st.a;
+    let mut flags = 0;
+    for k in 0..n {
+        let (v, fl) = f(lane(st.a, fmt.w, k), lane(st.b, fmt.w, k), st.mxcsr);
+        flags |= fl;
+        let m = mask(fmt.w) << (fmt.w * k);
+        r = (r & !m) | (u128::from(v) << (fmt.w * k));
+    }
+    st.mxcsr |= flags;
+    st.res = Some(r);
+}
+
+/// Format and scalar-ness of an FP mnemonic's `ps/pd/ss/sd` suffix, from the iced Code name.
+fn fp_kind(code: Code) -> (Fmt, bool) {
+    let name = format!("{code:?}");
+    let m = name.split('_').next().unwrap_or("").to_ascii_lowercase();
+    let fmt = if m.ends_with('d') { F64 } else { F32 };
+    (fmt, m.ends_with("ss") || m.ends_with("sd"))
+}
+
+/// Run `code` on `st`; `None` when the helper does not implement it.
+pub fn apply(code: Code, st: &mut State) -> Option<()> {
+    let (a, b) = (st.a, st.b);
+    let op = code.mnemonic();
+    let r: u128 = match op {
+        // ---- integer lanes ----
+        M::Paddb => map2(a, b, 8, u64::wrapping_add),
+        M::Paddw => map2(a, b, 16, u64::wrapping_add),
+        M::Paddd => map2(a, b, 32, u64::wrapping_add),
+        M::Paddq => map2(a, b, 64, u64::wrapping_add),
+        M::Psubb => map2(a, b, 8, u64::wrapping_sub),
+        M::Psubw => map2(a, b, 16, u64::wrapping_sub),
+        M::Psubd => map2(a, b, 32, u64::wrapping_sub),
+        M::Psubq => map2(a, b, 64, u64::wrapping_sub),
+        M::Paddsb => smap2(a, b, 8, |x, y| sat_s(x + y, 8)),
+        M::Paddsw => smap2(a, b, 16, |x, y| sat_s(x + y, 16)),
+        M::Psubsb => smap2(a, b, 8, |x, y| sat_s(x - y, 8)),
+        M::Psubsw => smap2(a, b, 16, |x, y| sat_s(x - y, 16)),
+        M::Paddusb => map2(a, b, 8, |x, y| (x + y).min(0xff)),
+        M::Paddusw => map2(a, b, 16, |x, y| (x + y).min(0xffff)),
+        M::Psubusb | M::Psubusw => map2(a, b, if op == M::Psubusb { 8 } else { 16 }, u64::saturating_sub),
+        M::Pminub => map2(a, b, 8, u64::min),
+        M::Pmaxub => map2(a, b, 8, u64::max),
+        M::Pminuw => map2(a, b, 16, u64::min),
+        M::Pmaxuw => map2(a, b, 16, u64::max),
+        M::Pminud => map2(a, b, 32, u64::min),
+        M::Pmaxud => map2(a, b, 32, u64::max),
+        M::Pminsb => smap2(a, b, 8, i64::min),
+        M::Pmaxsb => smap2(a, b, 8, i64::max),
+        M::Pminsw => smap2(a, b, 16, i64::min),
+        M::Pmaxsw => smap2(a, b, 16, i64::max),
+        M::Pminsd => smap2(a, b, 32, i64::min),
+        M::Pmaxsd => smap2(a, b, 32, i64::max),
+        M::Pavgb => map2(a, b, 8, |x, y| (x + y + 1) >> 1),
+        M::Pavgw => map2(a, b, 16, |x, y| (x + y + 1) >> 1),
+        M::Pcmpeqb => map2(a, b, 8, |x, y| ones(x == y)),
+        M::Pcmpeqw => map2(a, b, 16, |x, y| ones(x == y)),
+        M::Pcmpeqd => map2(a, b, 32, |x, y| ones(x == y)),
+        M::Pcmpeqq => map2(a, b, 64, |x, y| ones(x == y)),
+        M::Pcmpgtb => smap2(a, b, 8, |x, y| ones(x > y) as i64),
+        M::Pcmpgtw => smap2(a, b, 16, |x, y| ones(x > y) as i64),
+        M::Pcmpgtd => smap2(a, b, 32, |x, y| ones(x > y) as i64),
+        M::Pcmpgtq => smap2(a, b, 64, |x, y| ones(x > y) as i64),
+        M::Pmullw => map2(a, b, 16, u64::wrapping_mul),
+        M::Pmulld => map2(a, b, 32, u64::wrapping_mul),
+        M::Pmulhw => smap2(a, b, 16, |x, y| (x * y) >> 16),
+        M::Pmulhuw => map2(a, b, 16, |x, y| (x * y) >> 16),
+        M::Pmuludq => build(64, |n| lane(a, 64, n) as u32 as u64 * (lane(b, 64, n) as u32 as u64)),
+        M::Pmuldq => build(64, |n| (slane(a, 32, 2 * n) * slane(b, 32, 2 * n)) as u64),
+        M::Pmaddwd => build(32, |n| {
+            let p = |k| slane(a, 16, k) * slane(b, 16, k);
+            (p(2 * n) + p(2 * n + 1)) as u64
+        }),
+        M::Psadbw => build(64, |n| (0..8).map(|k| lane(a, 8, 8 * n + k).abs_diff(lane(b, 8, 8 * n + k))).sum()),
+        M::Pand | M::Andps | M::Andpd => a & b,
+        M::Pandn | M::Andnps | M::Andnpd => !a & b,
+        M::Por | M::Orps | M::Orpd => a | b,
+        M::Pxor | M::Xorps | M::Xorpd => a ^ b,
+        M::Psllw | M::Pslld | M::Psllq | M::Psrlw | M::Psrld | M::Psrlq | M::Psraw | M::Psrad => {
+            let bits = match op {
+                M::Psllw | M::Psrlw | M::Psraw => 16,
+                M::Pslld | M::Psrld | M::Psrad => 32,
+                _ => 64,
+            };
+            let imm_form = format!("{code:?}").ends_with("imm8");
+            let c = if imm_form { u64::from(st.imm) } else { count(b) };
+            match op {
+                M::Psllw | M::Pslld | M::Psllq => {
+                    if c >= u64::from(bits) {
+                        0
+                    } else {
+                        map2(a, 0, bits, |x, _| x << c)
+                    }
+                }
+                M::Psrlw | M::Psrld | M::Psrlq => {
+                    if c >= u64::from(bits) {
+                        0
+                    } else {
+                        map2(a, 0, bits, |x, _| x >> c)
+                    }
+                }
+                _ => smap2(a, 0, bits, |x, _| x >> c.min(u64::from(bits) - 1)),
+            }
+        }
+        M::Pslldq => {
+            let n = u32::from(st.imm);
+            if n > 15 {
+                0
+            } else {
+                a << (8 * n)
+            }
+        }
+        M::Psrldq => {
+            let n = u32::from(st.imm);
+            if n > 15 {
+                0
+            } else {
+                a >> (8 * n)
+            }
+        }
+        M::Packsswb => build(8, |n| {
+            let v = if n < 8 { slane(a, 16, n) } else { slane(b, 16, n - 8) };
+            sat_s(v, 8) as u64
+        }),
+        M::Packssdw => build(16, |n| {
+            let v = if n < 4 { slane(a, 32, n) } else { slane(b, 32, n - 4) };
+            sat_s(v, 16) as u64
+        }),
+        M::Packuswb => build(8, |n| {
+            let v = if n < 8 { slane(a, 16, n) } else { slane(b, 16, n - 8) };
+            sat_u(v, 8) as u64
+        }),
+        M::Packusdw => build(16, |n| {
+            let v = if n < 4 { slane(a, 32, n) } else { slane(b, 32, n - 4) };
+            sat_u(v, 16) as u64
+        }),
+        M::Punpcklbw => unpack(a, b, 8, false),
+        M::Punpcklwd => unpack(a, b, 16, false),
+        M::Punpckldq | M::Unpcklps => unpack(a, b, 32, false),
+        M::Punpcklqdq | M::Unpcklpd => unpack(a, b, 64, false),
+        M::Punpckhbw => unpack(a, b, 8, true),
+        M::Punpckhwd => unpack(a, b, 16, true),
+        M::Punpckhdq | M::Unpckhps => unpack(a, b, 32, true),
+        M::Punpckhqdq | M::Unpckhpd => unpack(a, b, 64, true),
+        M::Pshufd => {
+            let i = u32::from(st.imm);
+            build(32, |n| lane(b, 32, (i >> (2 * n)) & 3))
+        }
+        M::Pshuflw => {
+            let i = u32::from(st.imm);
+            build(16, |n| if n < 4 { lane(b, 16, (i >> (2 * n)) & 3) } else { lane(b, 16, n) })
+        }
+        M::Pshufhw => {
+            let i = u32::from(st.imm);
+            build(16, |n| if n < 4 { lane(b, 16, n) } else { lane(b, 16, 4 + ((i >> (2 * (n - 4))) & 3)) })
+        }
+        M::Shufps => {
+            let i = u32::from(st.imm);
+            build(32, |n| {
+                let sel = (i >> (2 * n)) & 3;
+                if n < 2 {
+                    lane(a, 32, sel)
+                } else {
+                    lane(b, 32, sel)
+                }
+            })
+        }
+        M::Shufpd => {
+            let i = u32::from(st.imm);
+            build(64, |n| if n == 0 { lane(a, 64, i & 1) } else { lane(b, 64, (i >> 1) & 1) })
+        }
+        M::Pshufb => build(8, |n| {
+            let s = lane(b, 8, n);
+            if s & 0x80 != 0 {
+                0
+            } else {
+                lane(a, 8, (s & 15) as u32)
+            }
+        }),
+        M::Palignr => {
+            let n = u32::from(st.imm);
+            // (a:b) >> 8n over 256 bits.
+            let (lo, hi) = (b, a);
+            if n >= 32 {
+                0
+            } else if n >= 16 {
+                hi >> (8 * (n - 16))
+            } else if n == 0 {
+                lo
+            } else {
+                (lo >> (8 * n)) | (hi << (128 - 8 * n))
+            }
+        }
+        M::Pabsb => build(8, |n| slane(b, 8, n).unsigned_abs()),
+        M::Pabsw => build(16, |n| slane(b, 16, n).unsigned_abs()),
+        M::Pabsd => build(32, |n| slane(b, 32, n).unsigned_abs()),
+        M::Psignb | M::Psignw | M::Psignd => {
+            let bits = match op {
+                M::Psignb => 8,
+                M::Psignw => 16,
+                _ => 32,
+            };
+            smap2(a, b, bits, |x, y| match y.signum() {
+                -1 => x.wrapping_neg(),
+                0 => 0,
+                _ => x,
+            })
+        }
+        M::Pinsrw => {
+            let n = u32::from(st.imm & 7);
+            let m = 0xffffu128 << (16 * n);
+            (a & !m) | ((b & 0xffff) << (16 * n))
+        }
+        M::Pextrw => {
+            st.out = Some(lane(b, 16, u32::from(st.imm & 7)));
+            return Some(());
+        }
+        M::Movmskps => {
+            st.out = Some((0..4).map(|n| (lane(b, 32, n) >> 31) << n).sum());
+            return Some(());
+        }
+        M::Movmskpd => {
+            st.out = Some((0..2).map(|n| (lane(b, 64, n) >> 63) << n).sum());
+            return Some(());
+        }
+        M::Pmovmskb => {
+            st.out = Some((0..16).map(|n| (lane(b, 8, n) >> 7) << n).sum());
+            return Some(());
+        }
+        M::Movhlps => (a & !mask(64)) | (b >> 64),
+        M::Movlhps => (a & mask(64)) | (b << 64),
+        M::Movddup => (b & mask(64)) | (b << 64),
+        M::Movshdup => build(32, |n| lane(b, 32, n | 1)),
+        M::Movsldup => build(32, |n| lane(b, 32, n & !1)),
+
+        // ---- floating point ----
+        M::Addss | M::Addsd | M::Addps | M::Addpd | M::Subss | M::Subsd | M::Subps | M::Subpd
+        | M::Mulss | M::Mulsd | M::Mulps | M::Mulpd | M::Divss | M::Divsd | M::Divps | M::Divpd
+        | M::Sqrtss | M::Sqrtsd | M::Sqrtps | M::Sqrtpd => {
+            let (fmt, scalar) = fp_kind(code);
+            let fop = match op {
+                M::Addss | M::Addsd | M::Addps | M::Addpd => FOp::Add,
+                M::Subss | M::Subsd | M::Subps | M::Subpd => FOp::Sub,
+                M::Mulss | M::Mulsd | M::Mulps | M::Mulpd => FOp::Mul,
+                M::Divss | M::Divsd | M::Divps | M::Divpd => FOp::Div,
+                _ => FOp::Sqrt,
+            };
+            fp_lanes(st, fmt, scalar, |x, y, m| arith(fmt, fop, x, y, m));
+            return Some(());
+        }
+        M::Minss | M::Minsd | M::Minps | M::Minpd | M::Maxss | M::Maxsd | M::Maxps | M::Maxpd => {
+            let (fmt, scalar) = fp_kind(code);
+            let max = matches!(op, M::Maxss | M::Maxsd | M::Maxps | M::Maxpd);
+            fp_lanes(st, fmt, scalar, |x, y, m| minmax(fmt, max, x, y, m));
+            return Some(());
+        }
+        M::Cmpss | M::Cmpsd | M::Cmpps | M::Cmppd => {
+            let (fmt, scalar) = fp_kind(code);
+            let p = st.imm;
+            fp_lanes(st, fmt, scalar, |x, y, m| {
+                let (c, f) = cmp(fmt, p, x, y, m);
+                (ones(c), f)
+            });
+            return Some(());
+        }
+        M::Addsubps | M::Addsubpd | M::Haddps | M::Haddpd | M::Hsubps | M::Hsubpd => {
+            let fmt = if matches!(op, M::Addsubpd | M::Haddpd | M::Hsubpd) { F64 } else { F32 };
+            let n = 128 / fmt.w;
+            let mut flags = 0;
+            let mut out = 0u128;
+            for k in 0..n {
+                let (x, y, fop) = match op {
+                    M::Addsubps | M::Addsubpd => {
+                        (lane(a, fmt.w, k), lane(b, fmt.w, k), if k % 2 == 0 { FOp::Sub } else { FOp::Add })
+                    }
+                    _ => {
+                        let src = if k < n / 2 { a } else { b };
+                        let j = 2 * (k % (n / 2));
+                        let f = if matches!(op, M::Haddps | M::Haddpd) { FOp::Add } else { FOp::Sub };
+                        (lane(src, fmt.w, j), lane(src, fmt.w, j + 1), f)
+                    }
+                };
+                let (v, f) = arith(fmt, fop, x, y, st.mxcsr);
+                flags |= f;
+                out |= u128::from(v) << (fmt.w * k);
+            }
+            st.mxcsr |= flags;
+            out
+        }
+        M::Comiss | M::Comisd | M::Ucomiss | M::Ucomisd => {
+            let fmt = if matches!(op, M::Comisd | M::Ucomisd) { F64 } else { F32 };
+            let (f, m) = comi(fmt, matches!(op, M::Comiss | M::Comisd), lane(a, fmt.w, 0), lane(b, fmt.w, 0), st.mxcsr);
+            st.rflags = (st.rflags & !fl::STATUS) | f;
+            st.mxcsr |= m;
+            return Some(());
+        }
+        M::Cvtsi2sd | M::Cvtsi2ss => {
+            let fmt = if op == M::Cvtsi2sd { F64 } else { F32 };
+            let wide = matches!(code, Code::Cvtsi2sd_xmm_rm64 | Code::Cvtsi2ss_xmm_rm64);
+            let v = if wide { b as u64 as i64 } else { i64::from(b as u32 as i32) };
+            let (x, f) = i2f(fmt, v, rc(st.mxcsr));
+            st.mxcsr |= f;
+            (a & !mask(fmt.w)) | u128::from(x)
+        }
+        M::Cvttsd2si | M::Cvtsd2si | M::Cvttss2si | M::Cvtss2si => {
+            let fmt = if matches!(op, M::Cvttsd2si | M::Cvtsd2si) { F64 } else { F32 };
+            let bits = if format!("{code:?}").contains("_r64_") { 64 } else { 32 };
+            let mode = if matches!(op, M::Cvttsd2si | M::Cvttss2si) { 3 } else { rc(st.mxcsr) };
+            let (v, f) = f2i(fmt, lane(b, fmt.w, 0), bits, mode, st.mxcsr);
+            st.mxcsr |= f;
+            st.out = Some(v);
+            return Some(());
+        }
+        M::Cvtsd2ss => {
+            let (x, f) = narrow(lane(b, 64, 0), st.mxcsr);
+            st.mxcsr |= f;
+            (a & !mask(32)) | u128::from(x)
+        }
+        M::Cvtss2sd => {
+            let (x, f) = widen(lane(b, 32, 0), st.mxcsr);
+            st.mxcsr |= f;
+            (a & !mask(64)) | u128::from(x)
+        }
+        M::Cvtpd2ps => {
+            let (x, f1) = narrow(lane(b, 64, 0), st.mxcsr);
+            let (y, f2) = narrow(lane(b, 64, 1), st.mxcsr);
+            st.mxcsr |= f1 | f2;
+            u128::from(x) | u128::from(y) << 32
+        }
+        M::Cvtps2pd => {
+            let (x, f1) = widen(lane(b, 32, 0), st.mxcsr);
+            let (y, f2) = widen(lane(b, 32, 1), st.mxcsr);
+            st.mxcsr |= f1 | f2;
+            u128::from(x) | u128::from(y) << 64
+        }
+        M::Cvtdq2pd => {
+            let x = f64::from(lane(b, 32, 0) as u32 as i32).to_bits();
+            let y = f64::from(lane(b, 32, 1) as u32 as i32).to_bits();
+            u128::from(x) | u128::from(y) << 64
+        }
+        M::Cvtdq2ps => {
+            let mut f = 0;
+            let r = build(32, |n| i2f(F32, slane(b, 32, n), rc(st.mxcsr)).0);
+            for n in 0..4 {
+                f |= i2f(F32, slane(b, 32, n), rc(st.mxcsr)).1;
+            }
+            st.mxcsr |= f;
+            r
+        }
+        M::Cvtpd2dq | M::Cvttpd2dq | M::Cvtps2dq | M::Cvttps2dq => {
+            let fmt = if matches!(op, M::Cvtpd2dq | M::Cvttpd2dq) { F64 } else { F32 };
+            let mode = if matches!(op, M::Cvttpd2dq | M::Cvttps2dq) { 3 } else { rc(st.mxcsr) };
+            let n = 128 / fmt.w;
+            let mut out = 0u128;
+            let mut f = 0;
+            for k in 0..n {
+                let (v, g) = f2i(fmt, lane(b, fmt.w, k), 32, mode, st.mxcsr);
+                f |= g;
+                out |= u128::from(v) << (32 * k);
+            }
+            st.mxcsr |= f;
+            out
+        }
+        _ => return None,
+    };
+    st.res = Some(r);
+    Some(())
+}
