@@ -345,6 +345,29 @@ impl Lower<'_> {
             }
             M::Nop | M::Endbr64 | M::Endbr32 | M::Pause | M::Prefetch | M::Prefetchw | M::Prefetchnta
             | M::Prefetcht0 | M::Prefetcht1 | M::Prefetcht2 => Ok(()),
+            // The x87 control and status words live in `ctx.cpu`; saving and restoring them is
+            // all glibc's printf and fenv code does on the common paths. x87 arithmetic is not
+            // translated (it exits UNSUPPORTED).
+            M::Fnstcw | M::Fldcw | M::Fnstsw if i.op_kind(0) == OpKind::Memory => {
+                let at = self.addr(i)?;
+                let t = self.tmp();
+                let off = if i.mnemonic() == M::Fnstsw { crate::cpu::OFF_FCW as i32 + 2 } else { crate::cpu::OFF_FCW as i32 };
+                if i.mnemonic() == M::Fldcw {
+                    self.load(t, at, 16);
+                    self.a.s(Op::Sh, t, CTX, off);
+                } else {
+                    self.a.i(Op::Lhu, t, CTX, off);
+                    self.store(t, at, 16);
+                }
+                Ok(())
+            }
+            M::Fnstsw => {
+                // fnstsw ax
+                let t = self.tmp();
+                self.a.i(Op::Lhu, t, CTX, crate::cpu::OFF_FCW as i32 + 2);
+                self.write(Loc::Reg(Gpr::Rax, false), 16, t)
+            }
+            M::Wait => Ok(()),
             // Without CET (not advertised) RDSSP is a no-op that leaves its register alone;
             // glibc relies on that to see "no shadow stack".
             M::Rdsspd | M::Rdsspq => Ok(()),
