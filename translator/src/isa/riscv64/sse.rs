@@ -31,7 +31,12 @@ pub fn is_sse(i: &Instruction) -> bool {
     if i.encoding() != EncodingKind::Legacy {
         return false;
     }
-    if matches!(i.mnemonic(), M::Ldmxcsr | M::Stmxcsr | M::Movnti) {
+    // The forms without an XMM register: MXCSR access, non-temporal GPR stores, and
+    // float-to-integer conversions from memory.
+    if matches!(
+        i.mnemonic(),
+        M::Ldmxcsr | M::Stmxcsr | M::Movnti | M::Cvttss2si | M::Cvtss2si | M::Cvttsd2si | M::Cvtsd2si
+    ) {
         return true;
     }
     (0..i.op_count()).any(|n| i.op_kind(n) == OpKind::Register && i.op_register(n).is_xmm())

@@ -488,16 +488,21 @@ pub fn arith(fmt: Fmt, op: FOp, a: u64, b: u64, mxcsr: u32) -> (u64, u32) {
     let unary = op == FOp::Sqrt;
     let nan_a = !unary && fmt.nan(a);
     if nan_a || fmt.nan(b) {
+        // A NaN operand hides a denormal one: no DE.
         let snan = (!unary && fmt.snan(a)) || fmt.snan(b);
-        let de = if !unary && !nan_a && fmt.denorm(a) || !fmt.nan(b) && fmt.denorm(b) { mx::DE } else { 0 };
         let r = if nan_a { a } else { b } | fmt.quiet();
-        return (r, if snan { mx::IE } else { de });
+        return (r, if snan { mx::IE } else { 0 });
     }
     let mut f = 0;
     if (!unary && fmt.denorm(a)) || fmt.denorm(b) {
         f |= mx::DE;
     }
     let (mut r, hf) = hw(fmt, op, a, b, rc(mxcsr));
+    // The SDM's exception priority (vol. 1, 4.9.2): an invalid operation (sqrt of a negative
+    // denormal) or a division by zero outranks the denormal operand and reports alone.
+    if hf & (mx::IE | mx::ZE) != 0 {
+        f &= !mx::DE;
+    }
     f |= hf;
     if fmt.nan(r) {
         r = fmt.indefinite();
@@ -524,7 +529,7 @@ pub fn cmp(fmt: Fmt, p: u8, a: u64, b: u64, mxcsr: u32) -> (bool, u32) {
     let signals = matches!(p & 7, 1 | 2 | 5 | 6);
     let f = if fmt.snan(a) || fmt.snan(b) || (un && signals) {
         mx::IE
-    } else if fmt.denorm(a) || fmt.denorm(b) {
+    } else if !un && (fmt.denorm(a) || fmt.denorm(b)) {
         mx::DE
     } else {
         0
@@ -549,7 +554,7 @@ pub fn comi(fmt: Fmt, signal_qnan: bool, a: u64, b: u64, mxcsr: u32) -> (u64, u3
     let un = fmt.nan(a) || fmt.nan(b);
     let f = if fmt.snan(a) || fmt.snan(b) || (un && signal_qnan) {
         mx::IE
-    } else if fmt.denorm(a) || fmt.denorm(b) {
+    } else if !un && (fmt.denorm(a) || fmt.denorm(b)) {
         mx::DE
     } else {
         0
@@ -592,6 +597,32 @@ pub fn narrow(a: u64, mxcsr: u32) -> (u64, u32) {
     ftz(F32, r, f | de, mxcsr)
 }
 
+/// RCPSS/RSQRTSS of one lane: denormal inputs read as zero, tiny results flush to zero, NaNs
+/// are quietened, no exceptions.
+fn recip(x: u32, sqrt: bool) -> u32 {
+    let neg = x >> 31 != 0;
+    if F32.nan(u64::from(x)) {
+        return x | 1 << 22;
+    }
+    let x = if F32.denorm(u64::from(x)) { x & 0x8000_0000 } else { x };
+    let v = f64::from(f32::from_bits(x));
+    if sqrt {
+        if v == 0.0 {
+            return if neg { 0xff80_0000 } else { 0x7f80_0000 };
+        }
+        if neg {
+            return 0xffc0_0000;
+        }
+        let r = (1.0 / v.sqrt()) as f32;
+        return r.to_bits();
+    }
+    let r = (1.0 / v) as f32;
+    if F32.denorm(u64::from(r.to_bits())) {
+        return r.to_bits() & 0x8000_0000;
+    }
+    r.to_bits()
+}
+
 // ---- the instruction table ----
 
 /// Per-lane float operation over the lanes `lanes` (1 = scalar) of `fmt`; upper lanes of
@@ -604,7 +635,7 @@ fn fp_lanes(st: &mut State, fmt: Fmt, scalar: bool, f: impl Fn(u64, u64, u32) ->
         let (v, fl) = f(lane(st.a, fmt.w, k), lane(st.b, fmt.w, k), st.mxcsr);
         flags |= fl;
         let m = mask(fmt.w) << (fmt.w * k);
-        r = (r & !m) | (u128::from(v) << (fmt.w * k));
+        r = (r & !m) | ((u128::from(v) & mask(fmt.w)) << (fmt.w * k));
     }
     st.mxcsr |= flags;
     st.res = Some(r);
@@ -886,6 +917,14 @@ pub fn apply(code: Code, st: &mut State) -> Option<()> {
             }
             st.mxcsr |= flags;
             out
+        }
+        M::Rcpss | M::Rcpps | M::Rsqrtss | M::Rsqrtps => {
+            let scalar = matches!(op, M::Rcpss | M::Rsqrtss);
+            let sqrt = matches!(op, M::Rsqrtss | M::Rsqrtps);
+            // No MXCSR flags and no rounding control: the approximations are exact-then-rounded
+            // here, well inside the SDM's 1.5 * 2^-12 relative error.
+            fp_lanes(st, F32, scalar, |_, y, _| (recip(y as u32, sqrt).into(), 0));
+            return Some(());
         }
         M::Comiss | M::Comisd | M::Ucomiss | M::Ucomisd => {
             let fmt = if matches!(op, M::Comisd | M::Ucomisd) { F64 } else { F32 };
