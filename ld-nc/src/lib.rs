@@ -12,3 +12,4 @@ pub mod signals;
 pub mod smc;
 pub mod stack;
 pub mod syscall;
+pub mod threads;

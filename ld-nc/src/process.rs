@@ -49,8 +49,6 @@ pub struct Process {
     pub guest_exe: PathBuf,
     /// Syscall numbers already reported as unsupported.
     pub reported: HashSet<u64>,
-    /// `set_tid_address` pointer (emulated: the guest's, not the host's).
-    pub clear_child_tid: u64,
     /// A syscall that ran with a temporary signal mask (`rt_sigsuspend`, `ppoll`, `pselect6`,
     /// `epoll_pwait`) was interrupted: signals caught during it are delivered even though the
     /// restored mask blocks them, as the kernel does.
@@ -70,7 +68,6 @@ impl Process {
             guest_exe: exe.clone(),
             exe,
             reported: HashSet::new(),
-            clear_child_tid: 0,
             robust_list: 0,
             force_signals: false,
         }

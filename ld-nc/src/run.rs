@@ -142,7 +142,7 @@ pub fn setup(cfg: &Config, env: Vec<(OsString, OsString)>) -> Result<Guest, Stri
 }
 
 /// Run the guest until it exits; returns its exit status.
-pub fn run<B: Backend>(guest: &mut Guest) -> Result<i32, String> {
+pub fn run<B: Backend + 'static>(guest: &mut Guest) -> Result<i32, String> {
     let mut tr = Translator::<B>::new(Box::new(MapSource(guest.proc.mem.clone())))
         .map_err(|e| e.to_string())?;
     crate::smc::install_fault_map(tr.fault_map());
@@ -151,20 +151,67 @@ pub fn run<B: Backend>(guest: &mut Guest) -> Result<i32, String> {
 }
 
 /// Alternate between translated code and the runtime until the guest exits; its exit status.
-pub fn run_loop<B: Backend>(tr: &mut Translator<B>, ctx: &mut ThreadCtx, proc: &mut Process) -> i32 {
+pub fn run_loop<B: Backend + 'static>(tr: &mut Translator<B>, ctx: &mut ThreadCtx, proc: &mut Process) -> i32 {
+    // SAFETY: exclusive borrows for the whole loop; other guest threads reach them only through
+    // the big lock, which `run_loop_raw` holds whenever it touches them.
+    match unsafe { run_loop_raw(tr, ctx, proc) } {
+        LoopEnd::Process(code) => code,
+        // Only threads made by clone end alone.
+        LoopEnd::Thread(_) => 0,
+    }
+}
+
+/// How a guest thread's loop ended.
+#[derive(Debug)]
+pub enum LoopEnd {
+    /// The process exits with this status.
+    Process(i32),
+    /// This thread ended (`exit` in a thread made by clone); the big lock is still held.
+    Thread(std::sync::MutexGuard<'static, ()>),
+}
+
+/// [`run_loop`] on shared state: holds the big lock (see [`crate::threads`]) except around
+/// pass-through syscalls, and makes short-lived references to `tr` and `proc` only while holding
+/// it.
+///
+/// # Safety
+/// `tr` and `proc` must be valid for the whole call and only used by threads holding the big lock.
+pub unsafe fn run_loop_raw<B: Backend + 'static>(tr: *mut Translator<B>, ctx: &mut ThreadCtx, procp: *mut Process) -> LoopEnd {
     let table = syscall::table();
+    let mut gil = crate::threads::lock();
     loop {
-        // SAFETY: the guest's memory is laid out in this process as `proc.mem` records, and the
-        // context belongs to this guest.
-        let exit = unsafe { tr.run(ctx) };
+        // SAFETY: under the big lock; the guest's memory is laid out in this process as
+        // `proc.mem` records, and the context belongs to this thread.
+        let exit = unsafe { (*tr).run(ctx) };
+        if exit == Exit::Syscall {
+            let nr = ctx.cpu.get(Gpr::Rax);
+            if let Some((host, arity)) = syscall::pass_entry(table, nr) {
+                // No ld-nc state is involved: other guest threads run meanwhile, and no
+                // reference to the shared state lives across it.
+                let a = syscall::args(&ctx.cpu);
+                drop(gil);
+                let v = syscall::run_pass(nr, host, arity, a);
+                gil = crate::threads::lock();
+                // SAFETY: under the big lock again.
+                let proc = unsafe { &mut *procp };
+                signals::syscall_result(&mut ctx.cpu, proc, nr, v);
+                signals::deliver_pending(&mut ctx.cpu, proc);
+                continue;
+            }
+        }
+        // SAFETY: under the big lock, which is held until the next pass-through syscall.
+        let proc = unsafe { &mut *procp };
         match exit {
             Exit::Syscall => {
                 let nr = ctx.cpu.get(Gpr::Rax);
-                let mut sys = Sys { cpu: &mut ctx.cpu, proc, code: tr };
+                // SAFETY: under the big lock.
+                let code = unsafe { &mut *tr };
+                let mut sys = Sys { cpu: &mut ctx.cpu, proc, code };
                 match syscall::dispatch(table, &mut sys) {
                     SysRet::Ret(v) => signals::syscall_result(&mut ctx.cpu, proc, nr, v),
                     SysRet::Restored => {}
-                    SysRet::Exit(code) => return code,
+                    SysRet::Exit(code) => return LoopEnd::Process(code),
+                    SysRet::ThreadExit => return LoopEnd::Thread(gil),
                 }
             }
             Exit::Breakpoint => signals::fault(&mut ctx.cpu, proc, libc::SIGTRAP, 0x80, 0, "int3"),
@@ -193,7 +240,7 @@ pub fn run_loop<B: Backend>(tr: &mut Translator<B>, ctx: &mut ThreadCtx, proc: &
             }
             Exit::Unsupported(u) => {
                 eprintln!("ld-nc: {}: {u}", proc.guest_exe.display());
-                return EXIT_UNSUPPORTED;
+                return LoopEnd::Process(EXIT_UNSUPPORTED);
             }
         }
         signals::deliver_pending(&mut ctx.cpu, proc);
@@ -201,7 +248,7 @@ pub fn run_loop<B: Backend>(tr: &mut Translator<B>, ctx: &mut ThreadCtx, proc: &
 }
 
 /// ld-nc's `main`, for the host backend `B`.
-pub fn main<B: Backend>() -> ! {
+pub fn main<B: Backend + 'static>() -> ! {
     let secure = crate::config::at_secure();
     let env_debug = if secure { None } else { std::env::var("LDNC_DEBUG").ok() };
     let cfg = match crate::config::parse(std::env::args_os().skip(1), env_debug.as_deref(), secure) {

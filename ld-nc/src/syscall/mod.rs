@@ -26,15 +26,25 @@ use translator::{CpuState, Gpr};
 use crate::process::Process;
 
 /// What the syscall layer needs from the translator: dropping translations of guest code that
-/// changed.
+/// changed, and starting guest threads on it.
 pub trait CodeCache {
     /// Forget translations of guest code in `[start, end)`.
     fn invalidate(&mut self, start: u64, end: u64);
+
+    /// Start a guest thread with registers `cpu` sharing this translator and `proc`; its tid.
+    fn spawn_thread(&mut self, cpu: CpuState, proc: &mut Process, clear_tid: u64) -> Result<u32, i32>;
 }
 
-impl<B: translator::Backend> CodeCache for translator::Translator<B> {
+impl<B: translator::Backend + 'static> CodeCache for translator::Translator<B> {
     fn invalidate(&mut self, start: u64, end: u64) {
         translator::Translator::invalidate(self, start, end);
+    }
+
+    fn spawn_thread(&mut self, cpu: CpuState, proc: &mut Process, clear_tid: u64) -> Result<u32, i32> {
+        // SAFETY: called from a syscall handler, so under the big lock, on the translator and
+        // process of the running guest, which live in the main thread's `run` frame until the
+        // process ends.
+        unsafe { crate::threads::spawn(self as *mut Self, proc as *mut Process, cpu, clear_tid) }
     }
 }
 
@@ -70,6 +80,8 @@ pub enum SysRet {
     Restored,
     /// The process exits with this status.
     Exit(i32),
+    /// The calling guest thread (one made by `clone`) ends.
+    ThreadExit,
 }
 
 /// A custom handler: arguments are RDI, RSI, RDX, R10, R8, R9.
@@ -209,17 +221,52 @@ pub const fn err(e: i32) -> SysRet {
     SysRet::Ret(-(e as i64))
 }
 
+/// The syscall arguments in a guest thread's registers: RDI, RSI, RDX, R10, R8, R9.
+pub fn args(cpu: &CpuState) -> [u64; 6] {
+    [cpu.get(Gpr::Rdi), cpu.get(Gpr::Rsi), cpu.get(Gpr::Rdx), cpu.get(Gpr::R10), cpu.get(Gpr::R8), cpu.get(Gpr::R9)]
+}
+
+/// The host number if x86_64 syscall `nr` passes straight through.
+pub fn pass_entry(table: &Table, nr: u64) -> Option<(i64, u8)> {
+    match table.get(nr) {
+        Some(Entry::Pass { host, arity }) => Some((host, arity)),
+        _ => None,
+    }
+}
+
+/// Run a pass-through syscall. Touches no ld-nc state but the watched-page set (atomics), so the
+/// caller may let other guest threads run meanwhile.
+pub fn run_pass(nr: u64, host_nr: i64, arity: u8, a: [u64; 6]) -> i64 {
+    if crate::smc::any_watched() {
+        crate::smc::release_all();
+    }
+    let v = host(host_nr, a);
+    if log::log_enabled!(target: "ldnc::syscalls", log::Level::Debug) {
+        log_call(nr, &a[..usize::from(arity).min(6)], SysRet::Ret(v));
+    }
+    v
+}
+
+fn log_call(nr: u64, a: &[u64], r: SysRet) {
+    let n = name(nr).unwrap_or("?");
+    let args: Vec<String> = a.iter().map(|v| format!("{v:#x}")).collect();
+    let res = match r {
+        SysRet::Ret(v) if (-4095..0).contains(&v) => {
+            format!("-{} ({})", -v, std::io::Error::from_raw_os_error(-v as i32))
+        }
+        SysRet::Ret(v) if (0..4096).contains(&v) => format!("{v}"),
+        SysRet::Ret(v) => format!("{v:#x}"),
+        SysRet::Restored => "(registers restored)".to_string(),
+        SysRet::Exit(c) => format!("(exit {c})"),
+        SysRet::ThreadExit => "(thread exit)".to_string(),
+    };
+    log::debug!(target: "ldnc::syscalls", "{n}({}) = {res}", args.join(", "));
+}
+
 /// Run the syscall the guest thread is stopped at (Exit::Syscall: `cpu.rip` is after it).
 pub fn dispatch(table: &Table, sys: &mut Sys<'_>) -> SysRet {
     let nr = sys.cpu.get(Gpr::Rax);
-    let a = [
-        sys.cpu.get(Gpr::Rdi),
-        sys.cpu.get(Gpr::Rsi),
-        sys.cpu.get(Gpr::Rdx),
-        sys.cpu.get(Gpr::R10),
-        sys.cpu.get(Gpr::R8),
-        sys.cpu.get(Gpr::R9),
-    ];
+    let a = args(sys.cpu);
     if crate::smc::any_watched() {
         crate::smc::release_all();
     }
@@ -239,22 +286,11 @@ pub fn dispatch(table: &Table, sys: &mut Sys<'_>) -> SysRet {
         }
     };
     if log::log_enabled!(target: "ldnc::syscalls", log::Level::Debug) {
-        let n = name(nr).unwrap_or("?");
         let arity = match table.get(nr) {
             Some(Entry::Pass { arity, .. }) => usize::from(arity),
             _ => 6,
         };
-        let args: Vec<String> = a[..arity].iter().map(|v| format!("{v:#x}")).collect();
-        let res = match r {
-            SysRet::Ret(v) if (-4095..0).contains(&v) => {
-                format!("-{} ({})", -v, std::io::Error::from_raw_os_error(-v as i32))
-            }
-            SysRet::Ret(v) if (0..4096).contains(&v) => format!("{v}"),
-            SysRet::Ret(v) => format!("{v:#x}"),
-            SysRet::Restored => "(registers restored)".to_string(),
-            SysRet::Exit(c) => format!("(exit {c})"),
-        };
-        log::debug!(target: "ldnc::syscalls", "{n}({}) = {res}", args.join(", "));
+        log_call(nr, &a[..arity], r);
     }
     r
 }
@@ -424,6 +460,10 @@ mod robustness {
     impl CodeCache for NoCache {
         fn invalidate(&mut self, _: u64, _: u64) {
             self.0 += 1;
+        }
+
+        fn spawn_thread(&mut self, _: CpuState, _: &mut Process, _: u64) -> Result<u32, i32> {
+            Err(libc::EAGAIN)
         }
     }
 

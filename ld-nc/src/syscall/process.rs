@@ -56,7 +56,7 @@ pub const PASS: &[(u32, u8)] = &[
 /// Handlers.
 pub const CUSTOM: &[(u32, Handler)] = &[
     (x86::EXIT, exit),
-    (x86::EXIT_GROUP, exit),
+    (x86::EXIT_GROUP, exit_group),
     (x86::ARCH_PRCTL, arch_prctl),
     (x86::SET_TID_ADDRESS, set_tid_address),
     (x86::SET_ROBUST_LIST, set_robust_list),
@@ -71,7 +71,16 @@ pub const CUSTOM: &[(u32, Handler)] = &[
 ];
 
 fn exit(_: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
-    // One guest thread: exit and exit_group both end the process.
+    // exit ends the calling thread: a thread made by clone ends alone; the main thread's exit
+    // ends the process (Linux would keep it running until the other threads exit).
+    if crate::threads::is_spawned() {
+        SysRet::ThreadExit
+    } else {
+        SysRet::Exit(a[0] as i32 & 0xff)
+    }
+}
+
+fn exit_group(_: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
     SysRet::Exit(a[0] as i32 & 0xff)
 }
 
@@ -109,7 +118,8 @@ fn arch_prctl(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
 
 fn set_tid_address(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
     // Recorded, not passed: the host thread's clear_child_tid belongs to the host libc.
-    sys.proc.clear_child_tid = a[0];
+    let _ = &sys;
+    crate::threads::set_clear_tid(a[0]);
     hs(libc::SYS_gettid, &[])
 }
 
@@ -185,8 +195,9 @@ fn fork_like(sys: &mut Sys<'_>, flags: u64, newsp: u64, ptid: u64, ctid: u64, tl
             let _ = sys.write_guest(ptid, &tid.to_le_bytes());
         }
         if flags & CLONE_CHILD_CLEARTID != 0 {
-            sys.proc.clear_child_tid = ctid;
+            crate::threads::set_clear_tid(ctid);
         }
+        crate::threads::after_fork_child();
         return SysRet::Ret(0);
     }
     if flags & CLONE_PARENT_SETTID != 0 {
@@ -241,11 +252,12 @@ fn vfork(sys: &mut Sys<'_>, _: [u64; 6]) -> SysRet {
 fn clone(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
     // x86_64 order: flags, newsp, parent_tid, child_tid, tls (riscv64 swaps the last two).
     let flags = a[0];
-    if flags & CLONE_VM != 0 && flags & CLONE_VFORK == 0 || flags & CLONE_THREAD != 0 {
-        if sys.proc.reported.insert(u64::from(x86::CLONE) | 1 << 32) {
-            log::warn!(target: "ldnc::syscalls", "guest threads are not supported yet (clone flags {flags:#x}): EAGAIN");
-        }
-        return err(libc::EAGAIN);
+    if flags & CLONE_THREAD != 0 {
+        return clone_thread(sys, flags, a[1], a[2], a[3], a[4]);
+    }
+    if flags & CLONE_VM != 0 && flags & CLONE_VFORK == 0 {
+        // A process sharing memory with ld-nc's translator: not emulated.
+        return err(libc::EINVAL);
     }
     let known = 0xff | CLONE_VM | CLONE_VFORK | CLONE_FS | CLONE_FILES | CLONE_SIGHAND
         | CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | CLONE_CHILD_SETTID;
@@ -266,6 +278,38 @@ fn prctl(_: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
         return err(libc::EINVAL);
     }
     hs(libc::SYS_prctl, &a[..5])
+}
+
+/// A guest thread: same memory, same signal handlers, a host thread of its own (see
+/// [`crate::threads`]).
+fn clone_thread(sys: &mut Sys<'_>, flags: u64, newsp: u64, ptid: u64, ctid: u64, tls: u64) -> SysRet {
+    if flags & (CLONE_VM | CLONE_SIGHAND) != (CLONE_VM | CLONE_SIGHAND) {
+        return err(libc::EINVAL);
+    }
+    let mut cpu = sys.cpu.clone();
+    cpu.set(Gpr::Rax, 0);
+    cpu.set(Gpr::Rcx, cpu.rip);
+    cpu.set(Gpr::R11, cpu.rflags);
+    if newsp != 0 {
+        cpu.set(Gpr::Rsp, newsp);
+    }
+    if flags & CLONE_SETTLS != 0 {
+        cpu.fs_base = tls;
+    }
+    let clear = if flags & CLONE_CHILD_CLEARTID != 0 { ctid } else { 0 };
+    let tid = match sys.code.spawn_thread(cpu, sys.proc, clear) {
+        Ok(t) => t,
+        Err(e) => return err(e),
+    };
+    // The new thread waits for the big lock, which this one holds: both words are written
+    // before it runs, as the kernel writes them before the child returns to user space.
+    if flags & CLONE_PARENT_SETTID != 0 {
+        let _ = sys.write_guest(ptid, &tid.to_le_bytes());
+    }
+    if flags & CLONE_CHILD_SETTID != 0 {
+        let _ = sys.write_guest(ctid, &tid.to_le_bytes());
+    }
+    SysRet::Ret(i64::from(tid))
 }
 
 fn clone3(_: &mut Sys<'_>, _: [u64; 6]) -> SysRet {
