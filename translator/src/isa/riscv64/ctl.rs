@@ -187,9 +187,10 @@ impl Lower<'_> {
 
     // ---- stack ----
 
+    /// Store below RSP first, then move RSP: a faulting push leaves RSP as it was.
     fn push_reg(&mut self, v: Reg, bits: u32) {
+        self.store(v, Addr { base: rsp(), off: -(bits as i32 / 8) }, bits);
         self.a.addi(rsp(), rsp(), -(bits as i32 / 8));
-        self.store(v, Addr { base: rsp(), off: 0 }, bits);
     }
 
     /// Everything else: control flow, stack, strings, atomics, flag instructions.

@@ -390,7 +390,7 @@ fn sweep_a_real_binary() {
         let mut pc = start;
         while pc < end {
             let block = crate::frontend::decode_block(&src, pc);
-            let (code, _, n) = super::translate_block_counted(&block, 0x4000_0000, Ext::default()).expect("translates");
+            let (code, _, n, _) = super::translate_block_counted(&block, 0x4000_0000, Ext::default()).expect("translates");
             blocks += 1;
             // Instructions after a cut are decoded again by the next sweep step.
             insns += n + usize::from(n < block.insns.len());

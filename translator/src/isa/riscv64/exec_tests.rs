@@ -371,3 +371,71 @@ fn jumps_and_calls_through_memory() {
         assert_eq!(ctx.cpu.get(Rbx), 108);
     }
 }
+
+/// The fault map the test's SIGSEGV handler consults (set while `faults_become_guest_exits` runs).
+static FAULT_MAP: std::sync::atomic::AtomicPtr<crate::fault::FaultMap> =
+    std::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
+
+extern "C" fn test_fault_handler(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
+    let map = FAULT_MAP.load(std::sync::atomic::Ordering::Acquire);
+    if map.is_null() {
+        return;
+    }
+    // SAFETY: the kernel's siginfo and ucontext; the map outlives the run (see the test).
+    unsafe {
+        let f = crate::ctx::FaultInfo { signo: sig, code: (*info).si_code, addr: (*info).si_addr() as u64 };
+        if !super::redirect_fault(uc.cast(), &*map, f) {
+            libc::abort();
+        }
+    }
+}
+
+#[test]
+fn faults_become_guest_exits() {
+    // mov rbx, 5; cmp rbx, 9; mov rax, [rcx] (faults); int3
+    let mut g = Guest::new(&[
+        0x48, 0xc7, 0xc3, 0x05, 0x00, 0x00, 0x00, // mov rbx, 5
+        0x48, 0x83, 0xfb, 0x09, // cmp rbx, 9
+        0x48, 0x8b, 0x01, // mov rax, [rcx]
+    ]);
+    let start = g.code_addr();
+    // SAFETY: the code vector outlives the translator.
+    let src = unsafe { RangeSource::new(vec![(start, start + g.code.len() as u64)]) };
+    let mut tr = Translator::<Riscv64Backend>::new(Box::new(src)).expect("translator");
+    let map = tr.fault_map();
+    FAULT_MAP.store(std::sync::Arc::as_ptr(&map).cast_mut(), std::sync::atomic::Ordering::Release);
+    // SAFETY: installing a handler that only touches the translator's signal-safe structures.
+    unsafe {
+        let mut sa: libc::sigaction = core::mem::zeroed();
+        sa.sa_sigaction = test_fault_handler as *const () as usize;
+        sa.sa_flags = libc::SA_SIGINFO;
+        libc::sigaction(libc::SIGSEGV, &sa, core::ptr::null_mut());
+    }
+    let mut ctx = ThreadCtx::new();
+    ctx.cpu.rip = start;
+    ctx.cpu.set(Rcx, 8); // an unmapped address
+    ctx.cpu.set(Rdx, 0x77);
+    ctx.cpu.set(Rsp, g.stack.as_ptr() as u64 + 4000);
+    // SAFETY: guest memory is ours.
+    let e = unsafe { tr.run(&mut ctx) };
+    FAULT_MAP.store(core::ptr::null_mut(), std::sync::atomic::Ordering::Release);
+    // SAFETY: back to the default action.
+    unsafe {
+        let mut sa: libc::sigaction = core::mem::zeroed();
+        sa.sa_sigaction = libc::SIG_DFL;
+        libc::sigaction(libc::SIGSEGV, &sa, core::ptr::null_mut());
+    }
+    match e {
+        Exit::Fault(f) => {
+            assert_eq!(f.signo, libc::SIGSEGV);
+            assert_eq!(f.addr, 8);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(ctx.cpu.rip, start + 11, "the faulting mov");
+    assert_eq!(ctx.cpu.get(Rbx), 5);
+    assert_eq!(ctx.cpu.get(Rdx), 0x77);
+    // Flags of cmp 5, 9: CF SF (and AF, PF of 0xfc).
+    assert_eq!(status(&ctx), fl::CF | fl::SF | fl::AF | fl::PF);
+    drop(map);
+}

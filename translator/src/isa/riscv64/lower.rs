@@ -12,6 +12,7 @@ use super::regs::{self, CTX, F_RES, F_SRC1, F_SRC2};
 use crate::cpu::{Gpr, OFF_FS_BASE, OFF_GPR, OFF_GS_BASE, OFF_RIP};
 use crate::ctx::{exit, OFF_BACKEND, OFF_EXIT_ARG, OFF_EXIT_REASON, OFF_SCRATCH};
 use crate::frontend::{BlockEnd, GuestBlock, GuestInsn};
+use crate::fault::{PcEntry, NO_FIXUP};
 use crate::isa::LinkSite;
 
 /// `ctx.backend` slot holding the address of the exit path.
@@ -91,6 +92,8 @@ pub struct Lower<'a> {
     /// Guest registers lent to the scratch pool for the current instruction (saved in
     /// `ctx.scratch` around it) when the six scratch registers are not enough.
     borrowed: Vec<Reg>,
+    /// Where each guest instruction's host code starts, for mapping faults back.
+    pc_map: Vec<PcEntry>,
     /// Index of the instruction being lowered.
     pub cur: usize,
 }
@@ -106,8 +109,8 @@ const LENDERS: [Gpr; 9] =
 /// How a block attempt ended.
 #[derive(Debug)]
 pub enum Attempt {
-    /// Code and link sites.
-    Done(Vec<u8>, Vec<LinkSite>),
+    /// Code, link sites and the fault map entries.
+    Done(Vec<u8>, Vec<LinkSite>, Vec<PcEntry>),
     /// Instruction `n` cannot be translated: retry with the block cut before it.
     Cut(usize),
     /// Instruction `n` needs more scratch registers: retry lending it guest registers.
@@ -131,6 +134,7 @@ pub fn translate(block: &GuestBlock, limit: usize, base: u64, ext: Ext, wide: &[
         temps_used: 0,
         temp_overflow: false,
         borrowed: Vec::new(),
+        pc_map: Vec::new(),
         cur: 0,
     };
     let mut ended = false;
@@ -139,10 +143,19 @@ pub fn translate(block: &GuestBlock, limit: usize, base: u64, ext: Ext, wide: &[
         l.temps_used = 0;
         l.temp_overflow = false;
         let lend = wide.contains(&n);
-        if lend {
-            l.borrow_for(&gi.insn);
-        }
+        let host_off = l.a.pos();
+        let lent = if lend { l.borrow_for(&gi.insn) } else { None };
+        l.pc_map.push(PcEntry {
+            host_off,
+            fixup_reg: lent.map_or(NO_FIXUP, |g| g as u8),
+            _pad: 0,
+            fixup_slot: OFF_SCRATCH as u16,
+            guest_pc: gi.insn.ip(),
+        });
         let r = l.insn(&gi.insn);
+        // The kind word is kept current after every instruction, so a fault in the next one
+        // sees the right flags.
+        l.sync_kind();
         if lend {
             l.give_back();
         }
@@ -183,7 +196,7 @@ pub fn translate(block: &GuestBlock, limit: usize, base: u64, ext: Ext, wide: &[
     if l.a.overflow {
         return Attempt::TooLarge;
     }
-    Attempt::Done(l.a.bytes(), l.link_sites)
+    Attempt::Done(l.a.bytes(), l.link_sites, l.pc_map)
 }
 
 /// Flags each instruction may leave unchanged although iced lists them as written: shifts and
@@ -297,8 +310,9 @@ impl Lower<'_> {
         self.temps_used = 0;
     }
 
-    /// Lend two guest registers that `i` does not use to the scratch pool.
-    fn borrow_for(&mut self, i: &Instruction) {
+    /// Lend a guest register that `i` does not use to the scratch pool (one, so that a fault
+    /// map entry can name it for repair).
+    fn borrow_for(&mut self, i: &Instruction) -> Option<Gpr> {
         let mut f = iced_x86::InstructionInfoFactory::new();
         let info = f.info(i);
         let used: Vec<Gpr> = info
@@ -306,19 +320,11 @@ impl Lower<'_> {
             .iter()
             .filter_map(|u| gpr_of(u.register()).map(|(g, _)| g))
             .collect();
-        let mut n = 0;
-        for g in LENDERS {
-            if n == 2 {
-                break;
-            }
-            if used.contains(&g) {
-                continue;
-            }
-            let r = regs::guest(g);
-            self.a.sd(r, CTX, (OFF_SCRATCH + 8 * n) as i32);
-            self.borrowed.push(r);
-            n += 1;
-        }
+        let g = LENDERS.into_iter().find(|g| !used.contains(g))?;
+        let r = regs::guest(g);
+        self.a.sd(r, CTX, OFF_SCRATCH as i32);
+        self.borrowed.push(r);
+        Some(g)
     }
 
     fn give_back(&mut self) {

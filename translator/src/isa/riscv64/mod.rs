@@ -42,13 +42,15 @@ pub struct Riscv64Backend {
     pub blocks: u64,
     /// Host bytes emitted (statistics).
     pub bytes: u64,
+    /// Fault map entries of the block last translated.
+    pc_map: Vec<crate::fault::PcEntry>,
 }
 
 impl Riscv64Backend {
     /// A backend emitting code for exactly these extensions (tests, and hosts where probing is
     /// overridden).
     pub fn with_ext(ext: Ext) -> Riscv64Backend {
-        Riscv64Backend { ext, blocks: 0, bytes: 0 }
+        Riscv64Backend { ext, blocks: 0, bytes: 0, pc_map: Vec::new() }
     }
 
     /// The extensions in use.
@@ -104,7 +106,7 @@ fn hwprobe() -> Ext {
 
 /// Translate one block to bytes (the pure part of [`Backend::translate`]).
 pub fn translate_block(block: &GuestBlock, base: u64, ext: Ext) -> Result<(Vec<u8>, Translated), TranslateError> {
-    translate_block_counted(block, base, ext).map(|(code, t, _)| (code, t))
+    translate_block_counted(block, base, ext).map(|(code, t, _, _)| (code, t))
 }
 
 /// As [`translate_block`], also returning how many of the block's instructions were translated
@@ -113,12 +115,14 @@ pub fn translate_block_counted(
     block: &GuestBlock,
     base: u64,
     ext: Ext,
-) -> Result<(Vec<u8>, Translated, usize), TranslateError> {
+) -> Result<(Vec<u8>, Translated, usize, Vec<crate::fault::PcEntry>), TranslateError> {
     let mut limit = block.insns.len();
     let mut wide = Vec::new();
     loop {
         match lower::translate(block, limit, base, ext, &wide) {
-            lower::Attempt::Done(code, link_sites) => return Ok((code, Translated { link_sites }, limit)),
+            lower::Attempt::Done(code, link_sites, pcs) => {
+                return Ok((code, Translated { link_sites }, limit, pcs));
+            }
             lower::Attempt::Cut(n) if n < limit => limit = n,
             lower::Attempt::Wide(n) if !wide.contains(&n) => wide.push(n),
             _ => return Err(TranslateError::TooLarge),
@@ -139,7 +143,8 @@ impl Backend for Riscv64Backend {
     }
 
     fn translate(&mut self, block: &GuestBlock, base: u64, out: &mut Vec<u8>) -> Result<Translated, TranslateError> {
-        let (code, t) = translate_block(block, base, self.ext)?;
+        let (code, t, _, pcs) = translate_block_counted(block, base, self.ext)?;
+        self.pc_map = pcs;
         if std::env::var_os("LDNC_RV_DUMP").is_some() {
             for (n, line) in disasm::disasm_buf(&code, base).iter().enumerate() {
                 log::debug!(target: "translator", "{:#x}: {line}", base + 4 * n as u64);
@@ -157,6 +162,10 @@ impl Backend for Riscv64Backend {
         let b = a.bytes();
         out.get_mut(..LINK_SITE_LEN)?.copy_from_slice(b.get(..LINK_SITE_LEN)?);
         Some(())
+    }
+
+    fn take_pc_map(&mut self) -> Vec<crate::fault::PcEntry> {
+        core::mem::take(&mut self.pc_map)
     }
 
     fn flush_icache(&self, start: u64, len: usize) {
@@ -185,6 +194,9 @@ impl Backend for Riscv64Backend {
         }
     }
 }
+
+#[cfg(target_arch = "riscv64")]
+pub use trampoline::redirect_fault;
 
 #[cfg(target_arch = "riscv64")]
 mod trampoline {
@@ -283,6 +295,29 @@ mod trampoline {
         "ld s1, {hs}+24(s1)",
         "ret",
         ".size ldnc_rv_exit, .-ldnc_rv_exit",
+        "",
+        // A signal handler resumes here after rebuilding `ctx.cpu` (see `redirect_fault`):
+        // only the host registers come back.
+        ".p2align 2",
+        ".globl ldnc_rv_fault_exit",
+        ".type ldnc_rv_fault_exit, @function",
+        "ldnc_rv_fault_exit:",
+        "ld ra, {hs}+0(s1)",
+        "ld sp, {hs}+8(s1)",
+        "ld s0, {hs}+16(s1)",
+        "ld s2, {hs}+32(s1)",
+        "ld s3, {hs}+40(s1)",
+        "ld s4, {hs}+48(s1)",
+        "ld s5, {hs}+56(s1)",
+        "ld s6, {hs}+64(s1)",
+        "ld s7, {hs}+72(s1)",
+        "ld s8, {hs}+80(s1)",
+        "ld s9, {hs}+88(s1)",
+        "ld s10, {hs}+96(s1)",
+        "ld s11, {hs}+104(s1)",
+        "ld s1, {hs}+24(s1)",
+        "ret",
+        ".size ldnc_rv_fault_exit, .-ldnc_rv_fault_exit",
         hs = const OFF_HOST_SAVE,
         src1 = const OFF_SRC1,
         src2 = const OFF_SRC2,
@@ -292,6 +327,66 @@ mod trampoline {
     extern "C" {
         fn ldnc_rv_enter(ctx: *mut ThreadCtx, code: u64);
         fn ldnc_rv_exit();
+        fn ldnc_rv_fault_exit();
+    }
+
+    /// `ctx.backend` slot holding [`MAGIC`] while generated code may run on the context.
+    const OFF_MAGIC: i32 = OFF_BACKEND as i32 + 80;
+    /// Marks a context entered by this backend ("ldnc-rv!").
+    const MAGIC: u64 = 0x2176_722d_636e_646c;
+
+    /// Turn a synchronous fault (SIGSEGV, SIGBUS, SIGFPE, SIGILL) raised by translated code into
+    /// an [`crate::ctx::exit::FAULT`] exit: rebuild the guest state at the faulting guest
+    /// instruction from the host registers in `uc` (the register map of `regs.rs`, the lent
+    /// register's saved value, the lazy flags), and make the signal return leave generated code.
+    /// Returns `false`, changing nothing, when the fault did not come from translated code.
+    ///
+    /// Limits: an instruction that faults after writing part of its effects (a flag-setting
+    /// read-modify-write whose store faults, `pop` into memory) shows those effects.
+    ///
+    /// # Safety
+    /// Must be called from a handler of a synchronous signal on the faulting thread, with `uc`
+    /// the handler's context.
+    pub unsafe fn redirect_fault(
+        uc: *mut libc::ucontext_t,
+        map: &crate::fault::FaultMap,
+        info: crate::ctx::FaultInfo,
+    ) -> bool {
+        // SAFETY: the caller passes the handler's own context.
+        let uc = unsafe { &mut *uc };
+        let g = &mut uc.uc_mcontext.__gregs;
+        let Some(f) = map.lookup(g[0]) else { return false };
+        // Inside generated code s1 (x9) is the context; the magic word confirms it.
+        let ctx = g[9] as *mut ThreadCtx;
+        if ctx.is_null() || ctx as usize % core::mem::align_of::<ThreadCtx>() != 0 {
+            return false;
+        }
+        // SAFETY: a pc inside the code cache means s1 is the entered context, exclusively ours
+        // (the dispatcher is suspended in `enter`).
+        let ctx = unsafe { &mut *ctx };
+        if ctx.backend[slot(OFF_MAGIC)] != MAGIC {
+            return false;
+        }
+        for (n, r) in super::regs::GUEST.iter().enumerate() {
+            ctx.cpu.gpr[n] = g[usize::from(r.0)];
+        }
+        if f.fixup_reg != crate::fault::NO_FIXUP {
+            let word = (usize::from(f.fixup_slot) - crate::ctx::OFF_SCRATCH) / 8;
+            ctx.cpu.gpr[usize::from(f.fixup_reg & 15)] = ctx.scratch[word];
+        }
+        ctx.backend[slot(OFF_SRC1)] = g[usize::from(super::regs::F_SRC1.0)];
+        ctx.backend[slot(OFF_SRC2)] = g[usize::from(super::regs::F_SRC2.0)];
+        ctx.backend[slot(OFF_RES)] = g[usize::from(super::regs::F_RES.0)];
+        // SAFETY: the context is live and ours (above).
+        unsafe { super::flags::rv_materialize_flags(ctx) };
+        ctx.cpu.rip = f.guest_pc;
+        ctx.fault = info;
+        if matches!(info.signo, libc::SIGFPE | libc::SIGILL | libc::SIGTRAP) {
+            ctx.fault.addr = f.guest_pc;
+        }
+        ctx.exit_reason = crate::ctx::exit::FAULT;
+        g[0] = ldnc_rv_fault_exit as *const () as u64;
+        true
     }
 
     fn slot(off: i32) -> usize {
@@ -311,6 +406,7 @@ mod trampoline {
             c.backend[slot(super::lower::OFF_DIV_FN)] = super::alu::rv_div128 as *const () as u64;
             // The dispatcher hands over exact flags.
             c.backend[slot(super::flags::OFF_KIND)] = super::flags::EXACT;
+            c.backend[slot(OFF_MAGIC)] = MAGIC;
         }
         // SAFETY: `code` is a block of this backend; the trampoline saves and restores every
         // host register the C ABI requires and returns here through the exit path.
