@@ -143,7 +143,8 @@ impl GuestMap {
 }
 
 /// The guest map shared by the syscall layer (which changes it) and the translator (which reads
-/// guest code through it). One guest thread, so a `RefCell` suffices.
+/// guest code through it). Only touched under the big lock of [`crate::threads`], so a `RefCell`
+/// suffices.
 pub type SharedMap = Rc<RefCell<GuestMap>>;
 
 /// The translator's view of guest code: bytes of guest-executable memory only.

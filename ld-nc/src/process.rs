@@ -53,7 +53,8 @@ pub struct Process {
     /// `epoll_pwait`) was interrupted: signals caught during it are delivered even though the
     /// restored mask blocks them, as the kernel does.
     pub force_signals: bool,
-    /// `set_robust_list` head (recorded; single-threaded guests never need it processed).
+    /// `set_robust_list` head (recorded only: the kernel would process it when a thread dies
+    /// holding a robust mutex, which ld-nc does not emulate).
     pub robust_list: u64,
 }
 

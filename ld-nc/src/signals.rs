@@ -9,7 +9,9 @@
 //! signals stay pending in the kernel exactly as for a native process.
 //!
 //! Limits: a signal arriving while translated code loops without leaving the code cache is
-//! delivered at its next exit (syscall or untranslated branch target), which may be late.
+//! delivered at its next exit (syscall or untranslated branch target), which may be late. With
+//! several guest threads, a process-directed or thread-directed signal is delivered by whichever
+//! thread next leaves translated code with it unblocked.
 //! Synchronous faults (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP) raised by the host CPU inside
 //! translated code are not turned into guest signals yet: their guest handlers are recorded but the
 //! host keeps the default action; the translator's own exits for `int3`, `ud2`, `hlt` and divide

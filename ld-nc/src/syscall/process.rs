@@ -1,9 +1,9 @@
 //! Processes and identity. IDs, waiting, killing and limits pass through. Emulated: exit (ld-nc
 //! must exit, not a host thread), `arch_prctl` (FS/GS bases are guest CPU state), thread
 //! bookkeeping calls that would otherwise replace the host libc's own (`set_tid_address`,
-//! `set_robust_list`, `rseq`), process creation (`fork`/`vfork`/`clone`: one guest thread only;
-//! vfork becomes fork because a child must not share the translator's memory), and `execve` (an
-//! x86_64 program runs through ld-nc again).
+//! `set_robust_list`, `rseq`), process and thread creation (`fork`/`vfork`/`clone`: vfork becomes
+//! fork because a child must not share the translator's memory; CLONE_THREAD starts a guest
+//! thread, see [`crate::threads`]), and `execve` (an x86_64 program runs through ld-nc again).
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -116,9 +116,8 @@ fn arch_prctl(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
     }
 }
 
-fn set_tid_address(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
-    // Recorded, not passed: the host thread's clear_child_tid belongs to the host libc.
-    let _ = &sys;
+fn set_tid_address(_: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
+    // Recorded per thread, not passed: the host thread's clear_child_tid belongs to the host libc.
     crate::threads::set_clear_tid(a[0]);
     hs(libc::SYS_gettid, &[])
 }
