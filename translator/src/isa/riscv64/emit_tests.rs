@@ -419,7 +419,7 @@ fn sweep_a_real_binary() {
         }
     }
     let mut top: Vec<_> = missing.into_iter().collect();
-    top.sort_by(|a, b| b.1.cmp(&a.1));
+    top.sort_by_key(|t| core::cmp::Reverse(t.1));
     eprintln!(
         "busybox sweep: {blocks} blocks, {translated}/{insns} instructions translated ({:.1}%), \
          {:.2} host bytes per translated guest byte",

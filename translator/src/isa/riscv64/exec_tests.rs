@@ -393,7 +393,7 @@ extern "C" fn test_fault_handler(sig: libc::c_int, info: *mut libc::siginfo_t, u
 #[test]
 fn faults_become_guest_exits() {
     // mov rbx, 5; cmp rbx, 9; mov rax, [rcx] (faults); int3
-    let mut g = Guest::new(&[
+    let g = Guest::new(&[
         0x48, 0xc7, 0xc3, 0x05, 0x00, 0x00, 0x00, // mov rbx, 5
         0x48, 0x83, 0xfb, 0x09, // cmp rbx, 9
         0x48, 0x8b, 0x01, // mov rax, [rcx]

@@ -358,7 +358,7 @@ mod trampoline {
         let Some(f) = map.lookup(g[0]) else { return false };
         // Inside generated code s1 (x9) is the context; the magic word confirms it.
         let ctx = g[9] as *mut ThreadCtx;
-        if ctx.is_null() || ctx as usize % core::mem::align_of::<ThreadCtx>() != 0 {
+        if ctx.is_null() || !(ctx as usize).is_multiple_of(core::mem::align_of::<ThreadCtx>()) {
             return false;
         }
         // SAFETY: a pc inside the code cache means s1 is the entered context, exclusively ours
