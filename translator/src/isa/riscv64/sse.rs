@@ -365,17 +365,28 @@ impl Lower<'_> {
         let n = i.op_count();
         let has_imm = n >= 2 && i.op_kind(n - 1) == OpKind::Immediate8;
         let imm = if has_imm { i.immediate8() } else { 0 };
-        let srcs = if has_imm { n - 1 } else { n };
-        // Destination: an XMM register, or a general register receiving `OUT`.
+        let mut srcs = if has_imm { n - 1 } else { n };
+        // BLENDV's implicit XMM0 operand: the helper reads it from the context.
+        if matches!(i.mnemonic(), M::Pblendvb | M::Blendvps | M::Blendvpd) && srcs == 3 {
+            srcs = 2;
+        }
+        // Destination: an XMM register, a general register receiving `OUT`, or memory receiving
+        // it (PEXTR*/EXTRACTPS; the address is computed after the call, from the reloaded
+        // guest registers, since scratch registers do not survive it).
+        let mut dst_mem = None;
         let (dst_x, dst_g) = match i.op_kind(0) {
             OpKind::Register if i.op_register(0).is_xmm() => (xmm_num(i.op_register(0)).ok_or(Unsupp)?, None),
             OpKind::Register => {
                 let loc = self.loc(i, 0)?;
                 (0, Some((loc, op_bits(i, 0))))
             }
+            OpKind::Memory if matches!(i.mnemonic(), M::Pextrb | M::Pextrw | M::Pextrd | M::Pextrq | M::Extractps) => {
+                dst_mem = Some(i.memory_size().size() as u32 * 8);
+                (0, None)
+            }
             _ => return Err(Unsupp),
         };
-        let comi = matches!(i.mnemonic(), M::Comiss | M::Comisd | M::Ucomiss | M::Ucomisd);
+        let comi = matches!(i.mnemonic(), M::Comiss | M::Comisd | M::Ucomiss | M::Ucomisd | M::Ptest);
         // Source: the last non-immediate operand (the destination itself for `op xmm, imm8`).
         let src = if srcs < 2 {
             u64::from(dst_x)
@@ -418,6 +429,12 @@ impl Lower<'_> {
             let t = self.tmp();
             self.a.ld(t, CTX, stage_off(OUT));
             self.write(loc, bits, t)?;
+        }
+        if let Some(bits) = dst_mem {
+            let at = self.addr(i)?;
+            let t = self.tmp();
+            self.a.ld(t, CTX, stage_off(OUT));
+            self.store(t, at, bits);
         }
         if comi {
             // The helper wrote all six status flags into ctx.cpu.rflags.

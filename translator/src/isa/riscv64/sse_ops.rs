@@ -54,7 +54,7 @@ pub fn desc(code: Code, dst: u32, src: u64, imm: u8) -> u64 {
 
 /// Whether [`apply`] implements `code`.
 pub fn supports(code: Code) -> bool {
-    let mut st = State { a: 0, b: 0, imm: 0, mxcsr: 0x1f80, rflags: 0, out: None, res: None };
+    let mut st = State { a: 0, b: 0, x0: 0, staged: false, imm: 0, mxcsr: 0x1f80, rflags: 0, out: None, res: None };
     apply(code, &mut st).is_some()
 }
 
@@ -65,6 +65,11 @@ pub struct State {
     pub a: u128,
     /// Second source.
     pub b: u128,
+    /// XMM0 (the implicit mask of the BLENDV instructions).
+    pub x0: u128,
+    /// Whether the second source came from memory or a general register (INSERTPS ignores its
+    /// source lane selector then).
+    pub staged: bool,
     /// Immediate operand.
     pub imm: u8,
     /// MXCSR in and out.
@@ -92,6 +97,8 @@ pub unsafe extern "C" fn rv_sse_op(ctx: *mut ThreadCtx, d: u64) {
     let mut st = State {
         a: x(c.cpu.xmm[dst]),
         b,
+        x0: x(c.cpu.xmm[0]),
+        staged: src >= 16,
         imm: (d >> 26) as u8,
         mxcsr: c.cpu.mxcsr,
         rflags: c.cpu.rflags,
@@ -857,6 +864,173 @@ pub fn apply(code: Code, st: &mut State) -> Option<()> {
         M::Pmovmskb => {
             st.out = Some((0..16).map(|n| (lane(b, 8, n) >> 7) << n).sum());
             return Some(());
+        }
+        M::Phaddw | M::Phaddd | M::Phaddsw | M::Phsubw | M::Phsubd | M::Phsubsw => {
+            let bits = if matches!(op, M::Phaddd | M::Phsubd) { 32 } else { 16 };
+            let half = 64 / bits;
+            build(bits, |k| {
+                let (src, j) = if k < half { (a, 2 * k) } else { (b, 2 * (k - half)) };
+                let (x, y) = (slane(src, bits, j), slane(src, bits, j + 1));
+                match op {
+                    M::Phaddw | M::Phaddd => x.wrapping_add(y) as u64,
+                    M::Phsubw | M::Phsubd => x.wrapping_sub(y) as u64,
+                    M::Phaddsw => sat_s(x + y, 16) as u64,
+                    _ => sat_s(x - y, 16) as u64,
+                }
+            })
+        }
+        M::Pmaddubsw => build(16, |n| {
+            let p = |k| lane(a, 8, k) as i64 * slane(b, 8, k);
+            sat_s(p(2 * n) + p(2 * n + 1), 16) as u64
+        }),
+        M::Pmulhrsw => smap2(a, b, 16, |x, y| (((x * y) >> 14) + 1) >> 1),
+        M::Pblendvb | M::Blendvps | M::Blendvpd => {
+            let bits = match op {
+                M::Pblendvb => 8,
+                M::Blendvps => 32,
+                _ => 64,
+            };
+            let x0 = st.x0;
+            build(bits, |n| if lane(x0, bits, n) >> (bits - 1) != 0 { lane(b, bits, n) } else { lane(a, bits, n) })
+        }
+        M::Blendps | M::Blendpd | M::Pblendw => {
+            let bits = match op {
+                M::Blendps => 32,
+                M::Blendpd => 64,
+                _ => 16,
+            };
+            let i = u32::from(st.imm);
+            build(bits, |n| if (i >> n) & 1 != 0 { lane(b, bits, n) } else { lane(a, bits, n) })
+        }
+        M::Ptest => {
+            let mut f = st.rflags & !fl::STATUS;
+            if a & b == 0 {
+                f |= fl::ZF;
+            }
+            if !a & b == 0 {
+                f |= fl::CF;
+            }
+            st.rflags = f;
+            return Some(());
+        }
+        M::Pmovsxbw | M::Pmovsxbd | M::Pmovsxbq | M::Pmovsxwd | M::Pmovsxwq | M::Pmovsxdq | M::Pmovzxbw
+        | M::Pmovzxbd | M::Pmovzxbq | M::Pmovzxwd | M::Pmovzxwq | M::Pmovzxdq => {
+            let name = format!("{op:?}");
+            let w = |c: u8| match c {
+                b'b' => 8,
+                b'w' => 16,
+                b'd' => 32,
+                _ => 64,
+            };
+            let nb = name.as_bytes();
+            let (from, to) = (w(nb[nb.len() - 2]), w(nb[nb.len() - 1]));
+            let signed = name.starts_with("Pmovsx");
+            build(to, |n| if signed { slane(b, from, n) as u64 } else { lane(b, from, n) })
+        }
+        M::Phminposuw => {
+            let (mut m, mut at) = (lane(b, 16, 0), 0);
+            for k in 1..8 {
+                if lane(b, 16, k) < m {
+                    m = lane(b, 16, k);
+                    at = k;
+                }
+            }
+            u128::from(m) | u128::from(at) << 16
+        }
+        M::Roundss | M::Roundsd | M::Roundps | M::Roundpd => {
+            let (fmt, scalar) = fp_kind(code);
+            let i = u32::from(st.imm);
+            let mode = if i & 4 != 0 { rc(st.mxcsr) } else { i & 3 };
+            let quiet_pe = i & 8 != 0;
+            let mut flags = 0;
+            let n = if scalar { 1 } else { 128 / fmt.w };
+            let mut r = if scalar { a } else { b };
+            for k in 0..n {
+                let x = fmt.daz(lane(b, fmt.w, k), st.mxcsr);
+                let v = if fmt.nan(x) {
+                    if fmt.snan(x) {
+                        flags |= mx::IE;
+                    }
+                    x | fmt.quiet()
+                } else {
+                    let f = fmt.val(x);
+                    let y = round_int(f, mode);
+                    if y != f && !quiet_pe {
+                        flags |= mx::PE;
+                    }
+                    if fmt.w == 64 {
+                        y.to_bits()
+                    } else {
+                        u64::from((y as f32).to_bits())
+                    }
+                };
+                let m = mask(fmt.w) << (fmt.w * k);
+                r = (r & !m) | (u128::from(v) << (fmt.w * k));
+            }
+            st.mxcsr |= flags;
+            r
+        }
+        M::Pextrb | M::Pextrd | M::Pextrq | M::Extractps => {
+            let bits = match op {
+                M::Pextrb => 8,
+                M::Pextrq => 64,
+                _ => 32,
+            };
+            st.out = Some(lane(b, bits, u32::from(st.imm) & (128 / bits - 1)));
+            return Some(());
+        }
+        M::Pinsrb | M::Pinsrd | M::Pinsrq => {
+            let bits = match op {
+                M::Pinsrb => 8,
+                M::Pinsrq => 64,
+                _ => 32,
+            };
+            let n = u32::from(st.imm) & (128 / bits - 1);
+            let m = mask(bits) << (bits * n);
+            (a & !m) | ((b & mask(bits)) << (bits * n))
+        }
+        M::Insertps => {
+            let i = u32::from(st.imm);
+            let v = if st.staged { lane(b, 32, 0) } else { lane(b, 32, (i >> 6) & 3) };
+            let d = (i >> 4) & 3;
+            build(32, |n| {
+                if (i >> n) & 1 != 0 {
+                    0
+                } else if n == d {
+                    v
+                } else {
+                    lane(a, 32, n)
+                }
+            })
+        }
+        M::Dpps | M::Dppd => {
+            // The SDM's order: masked products, pairwise sums, broadcast under the low mask.
+            let fmt = if op == M::Dppd { F64 } else { F32 };
+            let n = 128 / fmt.w;
+            let i = u32::from(st.imm);
+            let mut f = 0;
+            let mut step = |x: u64, y: u64, fop: FOp| {
+                let (v, g) = arith(fmt, fop, x, y, st.mxcsr);
+                f |= g;
+                v
+            };
+            let t: Vec<u64> = (0..n)
+                .map(|k| if (i >> (4 + k)) & 1 != 0 { step(lane(a, fmt.w, k), lane(b, fmt.w, k), FOp::Mul) } else { 0 })
+                .collect();
+            let sum = if n == 2 {
+                step(t[0], t[1], FOp::Add)
+            } else {
+                let l = step(t[0], t[1], FOp::Add);
+                let h = step(t[2], t[3], FOp::Add);
+                step(l, h, FOp::Add)
+            };
+            st.mxcsr |= f;
+            build(fmt.w, |k| if (i >> k) & 1 != 0 { sum } else { 0 })
+        }
+        M::Mpsadbw => {
+            let i = u32::from(st.imm);
+            let (oa, ob) = (4 * ((i >> 2) & 1), 4 * (i & 3));
+            build(16, |k| (0..4).map(|j| lane(a, 8, oa + k + j).abs_diff(lane(b, 8, ob + j))).sum())
         }
         M::Movhlps => (a & !mask(64)) | (b >> 64),
         M::Movlhps => (a & mask(64)) | (b << 64),
