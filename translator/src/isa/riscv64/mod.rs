@@ -139,7 +139,7 @@ impl Backend for Riscv64Backend {
     }
 
     fn features(&self) -> Features {
-        Features::BASELINE.with(Features::POPCNT).with(Features::LZCNT)
+        Features::BASELINE.with(Features::POPCNT).with(Features::LZCNT).with(Features::SSE3).with(Features::SSSE3).with(Features::SSE41)
     }
 
     fn translate(&mut self, block: &GuestBlock, base: u64, out: &mut Vec<u8>) -> Result<Translated, TranslateError> {
