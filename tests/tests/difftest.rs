@@ -352,7 +352,7 @@ fn flag_chains() {
             Group {
                 name: c.name(),
                 needs: Some(translator::cpuid::Features::BASELINE),
-                make: Box::new(move |slot, seed, feats| make_chain(&c, p, slot, seed, feats)),
+                make: Box::new(move |slot, seed, _, feats| make_chain(&c, p, slot, seed, feats)),
             }
         })
         .collect();
@@ -452,7 +452,7 @@ fn rep_bsf() {
         .map(|f| Group {
             name: format!("repbsf:{}", f.name()),
             needs: Some(Features::BASELINE),
-            make: Box::new(move |slot, seed, _| make_rep_bsf_case(&f, slot, seed)),
+            make: Box::new(move |slot, seed, _, _| make_rep_bsf_case(&f, slot, seed)),
         })
         .collect();
     run_groups::<B>("rep_bsf", groups);

@@ -1082,6 +1082,49 @@ impl std::fmt::Display for GenError {
 
 /// Make case number `index` of `form` for `slot` from `seed`; also returns the instruction's text.
 pub fn make_case(form: &Form, slot: u8, seed: u64) -> Result<(Case, Expect, String), GenError> {
+    make_case_at(form, slot, seed, u64::MAX)
+}
+
+/// Cases `0..EDGE_CASES` of a form take their GPR and memory operand values from the edge list in
+/// turn (both operands of a binary form from different positions), the rest are random.
+pub const EDGE_CASES: u64 = 12;
+
+/// Whether operand values of `m` are the generator's free choice (no fixup constrains them).
+fn free_values(m: Mnemonic) -> bool {
+    !matches!(
+        m,
+        Mnemonic::Div | Mnemonic::Idiv | Mnemonic::Bt | Mnemonic::Bts | Mnemonic::Btr | Mnemonic::Btc | Mnemonic::Cmpxchg
+            | Mnemonic::Leave | Mnemonic::Ldmxcsr
+    ) && !is_shift(m)
+        && !is_string_mnemonic(m)
+}
+
+/// Put edge values number `index` into the explicit GPR operands and a GPR-sized memory operand.
+fn edge_operands(form: &Form, b: &Built, case: &mut Case, index: u64) {
+    let w = width_of(form.code);
+    let e = edges(w);
+    for op in 0..b.insn.op_count() {
+        let v = e[((index + 5 * u64::from(op)) % e.len() as u64) as usize];
+        match b.insn.op_kind(op) {
+            OpKind::Register if gpr_index(b.insn.op_register(op)).is_some() => {
+                let r = b.insn.op_register(op);
+                if r.full_register() != Register::RSP {
+                    set_reg(&mut case.regs, r, v);
+                }
+            }
+            OpKind::Memory if form.code.op_code().memory_size().size() <= 8 && elem_of(form.code.mnemonic()) == Elem::Int => {
+                if let Some(l) = loc(b, op) {
+                    set_loc(case, l, (form.code.op_code().memory_size().size() as u32 * 8).max(8), v);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// As [`make_case`], for case number `index` of the form (the first [`EDGE_CASES`] use edge
+/// values systematically).
+pub fn make_case_at(form: &Form, slot: u8, seed: u64, index: u64) -> Result<(Case, Expect, String), GenError> {
     let mut rng = Rng::new(seed);
     let elem = elem_of(form.code.mnemonic());
     let mut last = String::new();
@@ -1095,6 +1138,9 @@ pub fn make_case(form: &Form, slot: u8, seed: u64) -> Result<(Case, Expect, Stri
             return Err(GenError(format!("{}: operand kinds not supported", form.name())));
         };
         fixup(form, &mut b, &mut case, &mut rng);
+        if index < EDGE_CASES && free_values(form.code.mnemonic()) {
+            edge_operands(form, &b, &mut case, index);
+        }
         let mut enc = Encoder::new(64);
         let ip = code_base(slot);
         match enc.encode(&b.insn, ip) {

@@ -16,7 +16,7 @@ use translator::{Exit, ThreadCtx, Translator};
 
 use translator::cpuid::Features;
 
-use super::gen::{make_case, Form, GenError};
+use super::gen::{make_case_at, Form, GenError};
 use super::{code_base, compare, fnv, regs_text, Case, Error, Expect, Outcome, Slot, MAX_CODE};
 
 /// Intel-syntax text of an instruction.
@@ -311,8 +311,8 @@ pub struct Summary {
     pub not_advertised: usize,
 }
 
-/// Makes case `seed` of a group for a slot, given the backend's advertised features.
-pub type MakeCase<'a> = Box<dyn Fn(u8, u64, Features) -> Result<(Case, Expect, String), GenError> + 'a>;
+/// Makes a case of a group for a slot from (slot, seed, case index, advertised features).
+pub type MakeCase<'a> = Box<dyn Fn(u8, u64, u64, Features) -> Result<(Case, Expect, String), GenError> + 'a>;
 
 /// A named set of cases, which passes or fails as one (a form, or a consumer in a flag chain).
 pub struct Group<'a> {
@@ -337,7 +337,7 @@ pub fn run_family<B: Backend>(family: &str, forms: &[Form]) -> Summary {
         .iter()
         .map(|f| {
             let f = *f;
-            Group { name: f.name(), needs: f.needs(), make: Box::new(move |slot, seed, _| make_case(&f, slot, seed)) }
+            Group { name: f.name(), needs: f.needs(), make: Box::new(move |slot, seed, index, _| make_case_at(&f, slot, seed, index)) }
         })
         .collect();
     run_groups::<B>(family, groups)
@@ -386,7 +386,7 @@ fn run_family_inner<B: Backend>(family: &str, forms: &[Group<'_>]) -> Result<Sum
         run_forms.push(fi);
         for i in 0..n {
             let seed = case_seed(&form.name, i);
-            match (form.make)(slot.n, seed, features) {
+            match (form.make)(slot.n, seed, i, features) {
                 Ok((c, mut ex, text)) => {
                     ex.stack = Some((super::data_base(slot.n), c.regs.gpr[4]));
                     cases.push(c);
