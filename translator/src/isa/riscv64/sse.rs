@@ -225,6 +225,14 @@ impl Lower<'_> {
                 let dst = self.loc(i, 0)?;
                 self.write(dst, bits, v)
             }
+            C::Maskmovdqu_rDI_xmm_xmm => {
+                if i.op_kind(0) != OpKind::MemorySegRDI || !matches!(i.memory_segment(), Register::DS | Register::None) {
+                    return Err(Unsupp);
+                }
+                let (d, s) = (self.xreg(i, 1)?, self.xreg(i, 2)?);
+                self.sse_call(sse_ops::desc(i.code(), d, u64::from(s), 0));
+                Ok(())
+            }
             code if sse_ops::supports(code) => self.sse_helper(i),
             _ => Err(Unsupp),
         }
