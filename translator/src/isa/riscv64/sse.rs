@@ -25,6 +25,10 @@ use crate::ctx::OFF_SCRATCH;
 #[path = "sse_ops.rs"]
 pub mod sse_ops;
 
+#[cfg(test)]
+#[path = "sse_tests.rs"]
+mod sse_tests;
+
 /// Whether `i` belongs to this module: a legacy-encoded instruction with an XMM operand, or one
 /// of the few SSE instructions without one.
 pub fn is_sse(i: &Instruction) -> bool {

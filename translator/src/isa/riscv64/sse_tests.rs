@@ -1,0 +1,478 @@
+//! Tests of the SSE lowering (SSE helper's file): the helper's semantics on SDM edge cases (any
+//! host), the helper's integer lanes against the host CPU (x86_64 hosts), the shape of the inline
+//! expansions (any host), and x86 snippets executed through the translator (riscv64 hosts, under
+//! qemu-user elsewhere). Expected values come from the SDM's definitions; the differential suite
+//! in `tests/` compares every form against a real CPU on random and edge inputs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test set-up failures abort the test")]
+
+use iced_x86::{Code, Instruction, Register};
+
+use super::sse_ops::{self, apply, f2i, i2f, mx, State, F32, F64};
+use crate::cpu::flags as fl;
+
+fn st(a: u128, b: u128, imm: u8, mxcsr: u32) -> State {
+    State { a, b, x0: 0, staged: false, imm, mxcsr, rflags: fl::FIXED1, out: None, res: None }
+}
+
+fn run(code: Code, a: u128, b: u128, imm: u8) -> State {
+    let mut s = st(a, b, imm, 0x1f80);
+    apply(code, &mut s).expect("supported");
+    s
+}
+
+const QNAN64: u64 = 0x7ff8_0000_0000_0000;
+const SNAN64: u64 = 0x7ff0_0000_0000_0001;
+const INDEF64: u64 = 0xfff8_0000_0000_0000;
+
+#[test]
+fn float_to_int_gives_the_integer_indefinite() {
+    // NaN and out of range: 0x80000000 (zero-extended to 64 in the r32 form) and IE.
+    assert_eq!(f2i(F64, QNAN64, 32, 3, 0x1f80), (0x8000_0000, mx::IE));
+    assert_eq!(f2i(F64, 2147483648f64.to_bits(), 32, 3, 0x1f80), (0x8000_0000, mx::IE));
+    assert_eq!(f2i(F64, (-2147483649f64).to_bits(), 32, 3, 0x1f80), (0x8000_0000, mx::IE));
+    assert_eq!(f2i(F64, 1e19f64.to_bits(), 64, 3, 0x1f80), (1 << 63, mx::IE));
+    assert_eq!(f2i(F32, u64::from(f32::INFINITY.to_bits()), 64, 0, 0x1f80), (1 << 63, mx::IE));
+    // In range: truncation and rounding, PE when inexact.
+    assert_eq!(f2i(F64, (-2147483648.9f64).to_bits(), 32, 3, 0x1f80), (0x8000_0000, mx::PE));
+    assert_eq!(f2i(F64, 2147483647f64.to_bits(), 32, 3, 0x1f80), (0x7fff_ffff, 0));
+    assert_eq!(f2i(F64, (-2.5f64).to_bits(), 32, 0, 0x1f80), (0xffff_fffe, mx::PE));
+    assert_eq!(f2i(F64, 2.5f64.to_bits(), 64, 1, 0x1f80), (2, mx::PE));
+    assert_eq!(f2i(F64, 2.5f64.to_bits(), 64, 2, 0x1f80), (3, mx::PE));
+    assert_eq!(f2i(F64, (-0.0f64).to_bits(), 64, 0, 0x1f80), (0, 0));
+    // A denormal is inexact unless DAZ reads it as zero; no DE either way.
+    assert_eq!(f2i(F64, 1, 32, 2, 0x1f80), (1, mx::PE));
+    assert_eq!(f2i(F64, 1, 32, 2, 0x1f80 | mx::DAZ), (0, 0));
+}
+
+#[test]
+fn int_to_float_honours_the_rounding_control() {
+    let v = (1i64 << 53) + 1;
+    assert_eq!(i2f(F64, v, 0), (((1u64 << 53) as f64).to_bits(), mx::PE));
+    assert_eq!(i2f(F64, v, 2), (((1u64 << 53) as f64 + 2.0).to_bits(), mx::PE));
+    assert_eq!(i2f(F64, -v, 1), ((-((1u64 << 53) as f64) - 2.0).to_bits(), mx::PE));
+    assert_eq!(i2f(F64, -v, 3), ((-((1u64 << 53) as f64)).to_bits(), mx::PE));
+    assert_eq!(i2f(F32, 16_777_217, 2), (u64::from(16_777_218f32.to_bits()), mx::PE));
+    assert_eq!(i2f(F32, -7, 1), (u64::from((-7f32).to_bits()), 0));
+    assert_eq!(i2f(F64, i64::MIN, 0), ((i64::MIN as f64).to_bits(), 0));
+}
+
+#[test]
+fn min_max_follow_x86_not_ieee() {
+    let (p0, n0) = (0.0f64.to_bits(), (-0.0f64).to_bits());
+    // Equal operands (±0 included) and NaNs give the second operand.
+    assert_eq!(sse_ops::minmax(F64, false, p0, n0, 0x1f80), (n0, 0));
+    assert_eq!(sse_ops::minmax(F64, false, n0, p0, 0x1f80), (p0, 0));
+    assert_eq!(sse_ops::minmax(F64, true, QNAN64, 1.0f64.to_bits(), 0x1f80), (1.0f64.to_bits(), mx::IE));
+    assert_eq!(sse_ops::minmax(F64, true, 1.0f64.to_bits(), QNAN64, 0x1f80), (QNAN64, mx::IE));
+    assert_eq!(sse_ops::minmax(F64, false, 1.0f64.to_bits(), 2.0f64.to_bits(), 0x1f80), (1.0f64.to_bits(), 0));
+    assert_eq!(sse_ops::minmax(F64, false, 1, 2, 0x1f80), (1, mx::DE));
+}
+
+#[test]
+fn compares_signal_as_the_predicate_says() {
+    let one = 1.0f64.to_bits();
+    // EQ is quiet on QNaN, LT signals; UNORD true on NaN; NEQ true on NaN.
+    assert_eq!(sse_ops::cmp(F64, 0, QNAN64, one, 0x1f80), (false, 0));
+    assert_eq!(sse_ops::cmp(F64, 1, QNAN64, one, 0x1f80), (false, mx::IE));
+    assert_eq!(sse_ops::cmp(F64, 3, one, QNAN64, 0x1f80), (true, 0));
+    assert_eq!(sse_ops::cmp(F64, 4, one, QNAN64, 0x1f80), (true, 0));
+    assert_eq!(sse_ops::cmp(F64, 0, SNAN64, one, 0x1f80), (false, mx::IE));
+    assert_eq!(sse_ops::cmp(F64, 2, one, one, 0x1f80), (true, 0));
+    // COMISD signals on QNaN, UCOMISD only on SNaN; unordered sets ZF PF CF.
+    assert_eq!(sse_ops::comi(F64, true, QNAN64, one, 0x1f80), (fl::ZF | fl::PF | fl::CF, mx::IE));
+    assert_eq!(sse_ops::comi(F64, false, QNAN64, one, 0x1f80), (fl::ZF | fl::PF | fl::CF, 0));
+    assert_eq!(sse_ops::comi(F64, false, one, 2.0f64.to_bits(), 0x1f80), (fl::CF, 0));
+    assert_eq!(sse_ops::comi(F64, false, 0.0f64.to_bits(), (-0.0f64).to_bits(), 0x1f80), (fl::ZF, 0));
+}
+
+#[test]
+fn nan_payloads_survive_width_changes() {
+    // Single SNaN 0x7f800001 -> double QNaN with the payload shifted up, IE.
+    assert_eq!(sse_ops::widen(0x7f80_0001, 0x1f80), (0x7ff8_0000_2000_0000, mx::IE));
+    // Double NaN -> single keeps the sign and the top payload bits.
+    assert_eq!(sse_ops::narrow(0xfff0_0000_2000_0000, 0x1f80), (0xffc0_0001, mx::IE));
+    assert_eq!(sse_ops::narrow(QNAN64 | 0xe000_0000, 0x1f80), (0x7fc0_0007, 0));
+}
+
+#[test]
+fn binary_ops_return_the_first_nan_quietened() {
+    // The NaN paths do not reach the FPU, so they hold on every host.
+    let one = 1.0f64.to_bits();
+    assert_eq!(sse_ops::arith(F64, sse_ops::FOp::Add, SNAN64, QNAN64 | 5, 0x1f80), (QNAN64 | 1, mx::IE));
+    assert_eq!(sse_ops::arith(F64, sse_ops::FOp::Mul, one, QNAN64 | 5, 0x1f80), (QNAN64 | 5, 0));
+    // A NaN operand hides a denormal one.
+    assert_eq!(sse_ops::arith(F64, sse_ops::FOp::Div, 1, QNAN64, 0x1f80), (QNAN64, 0));
+    assert_eq!(sse_ops::arith(F64, sse_ops::FOp::Sqrt, one, SNAN64 | (1 << 63), 0x1f80), (INDEF64 | 1, mx::IE));
+}
+
+#[test]
+fn scalar_forms_keep_the_upper_lanes() {
+    let a = 0x1111_2222_3333_4444_5555_6666_7777_8888u128;
+    // cmpss with a true predicate writes 32 ones, not 64.
+    let s = run(Code::Cmpss_xmm_xmmm32_imm8, a, 0, 4);
+    assert_eq!(s.res, Some(0x1111_2222_3333_4444_5555_6666_ffff_ffffu128));
+    // cvtsi2sd from r32 replaces only the low double.
+    let s = run(Code::Cvtsi2sd_xmm_rm32, a, 0xffff_ffff, 0);
+    assert_eq!(s.res, Some((a & !u128::from(u64::MAX)) | u128::from((-1.0f64).to_bits())));
+}
+
+#[test]
+fn shuffles_and_packs() {
+    let b = 0x0f0e_0d0c_0b0a_0908_0706_0504_0302_0100u128;
+    // pshufd 0x1b reverses the dwords.
+    assert_eq!(run(Code::Pshufd_xmm_xmmm128_imm8, 0, b, 0x1b).res, Some(0x0302_0100_0706_0504_0b0a_0908_0f0e_0d0cu128));
+    // pshufb: index 0x80 zeroes, others select from the destination.
+    let idx = 0x8000_0000_0000_0000_0000_0000_0000_0f01u128;
+    assert_eq!(run(Code::Pshufb_xmm_xmmm128, b, idx, 0).res, Some(0x0f01));
+    // packuswb saturates signed words to unsigned bytes.
+    let w = 0x0100_00ff_8000_7fff_0001_0000_ffff_0080u128;
+    assert_eq!(run(Code::Packuswb_xmm_xmmm128, w, 0, 0).res, Some(0xffff_00ff_0100_0080));
+    // pmovmskb gathers the byte sign bits.
+    assert_eq!(run(Code::Pmovmskb_r32_xmm, 0, 0x80 << 120 | 0x80, 0).out, Some(0x8001));
+    // psrldq by bytes, and by more than 15 clears.
+    assert_eq!(run(Code::Psrldq_xmm_imm8, b, 0, 15).res, Some(0x0f));
+    assert_eq!(run(Code::Psrldq_xmm_imm8, b, 0, 16).res, Some(0));
+}
+
+#[test]
+fn ptest_sets_zf_and_cf_only() {
+    let s = {
+        let mut s = st(0xf0, 0x0f, 0, 0x1f80);
+        s.rflags = fl::FIXED1 | fl::OF | fl::SF | fl::AF | fl::PF;
+        apply(Code::Ptest_xmm_xmmm128, &mut s).unwrap();
+        s
+    };
+    assert_eq!(s.rflags, fl::FIXED1 | fl::ZF);
+    let s = run(Code::Ptest_xmm_xmmm128, 0xff, 0x0f, 0);
+    assert_eq!(s.rflags, fl::FIXED1 | fl::CF);
+}
+
+#[test]
+fn unsupported_codes_are_refused() {
+    assert!(!sse_ops::supports(Code::Pcmpestri_xmm_xmmm128_imm8));
+    assert!(!sse_ops::supports(Code::Add_rm64_r64));
+    assert!(sse_ops::supports(Code::Addsd_xmm_xmmm64));
+    assert!(sse_ops::supports(Code::Cvttsd2si_r64_xmmm64));
+}
+
+/// The helper's integer lanes against the CPU it imitates.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn integer_lanes_match_the_host_cpu() {
+    use core::arch::x86_64::*;
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let v = |m: __m128i| -> u128 {
+        // SAFETY: both types are 16 plain bytes.
+        unsafe { core::mem::transmute::<__m128i, u128>(m) }
+    };
+    let m = |u: u128| -> __m128i {
+        // SAFETY: as above.
+        unsafe { core::mem::transmute::<u128, __m128i>(u) }
+    };
+    for _ in 0..2000 {
+        let (a, b) = (u128::from(next()) << 64 | u128::from(next()), u128::from(next()) << 64 | u128::from(next()));
+        let (ma, mb) = (m(a), m(b));
+        // SAFETY: SSE2 is part of x86_64.
+        let cases: [(Code, u128); 14] = unsafe {
+            [
+                (Code::Paddsw_xmm_xmmm128, v(_mm_adds_epi16(ma, mb))),
+                (Code::Psubusb_xmm_xmmm128, v(_mm_subs_epu8(ma, mb))),
+                (Code::Pmulhw_xmm_xmmm128, v(_mm_mulhi_epi16(ma, mb))),
+                (Code::Pmaddwd_xmm_xmmm128, v(_mm_madd_epi16(ma, mb))),
+                (Code::Pmuludq_xmm_xmmm128, v(_mm_mul_epu32(ma, mb))),
+                (Code::Psadbw_xmm_xmmm128, v(_mm_sad_epu8(ma, mb))),
+                (Code::Packsswb_xmm_xmmm128, v(_mm_packs_epi16(ma, mb))),
+                (Code::Packssdw_xmm_xmmm128, v(_mm_packs_epi32(ma, mb))),
+                (Code::Packuswb_xmm_xmmm128, v(_mm_packus_epi16(ma, mb))),
+                (Code::Pcmpgtb_xmm_xmmm128, v(_mm_cmpgt_epi8(ma, mb))),
+                (Code::Pminub_xmm_xmmm128, v(_mm_min_epu8(ma, mb))),
+                (Code::Pavgw_xmm_xmmm128, v(_mm_avg_epu16(ma, mb))),
+                (Code::Punpckhbw_xmm_xmmm128, v(_mm_unpackhi_epi8(ma, mb))),
+                (Code::Psraw_xmm_xmmm128, v(_mm_sra_epi16(ma, m(b & 0x1f)))),
+            ]
+        };
+        for (code, want) in cases {
+            let b = if code == Code::Psraw_xmm_xmmm128 { b & 0x1f } else { b };
+            assert_eq!(run(code, a, b, 0).res, Some(want), "{code:?} {a:#x} {b:#x}");
+        }
+    }
+}
+
+// ---- lowering ----
+
+fn lower_text(insns: &[Instruction]) -> Vec<String> {
+    let mut enc = iced_x86::Encoder::new(64);
+    let mut code = Vec::new();
+    for i in insns {
+        enc.encode(i, 0).expect("encodes");
+        code.extend_from_slice(&enc.take_buffer());
+    }
+    code.push(0xcc);
+    let start = code.as_ptr() as u64;
+    // SAFETY: the vector outlives the source, used only in this function.
+    let src = unsafe { crate::frontend::RangeSource::new(vec![(start, start + code.len() as u64)]) };
+    let block = crate::frontend::decode_block(&src, start);
+    let (bytes, _) = crate::isa::riscv64::translate_block(&block, 0x10_0000, crate::isa::riscv64::asm::Ext::default()).expect("translates");
+    crate::isa::riscv64::disasm::disasm_buf(&bytes, 0x10_0000)
+}
+
+fn i2(code: Code, a: Register, b: Register) -> Instruction {
+    Instruction::with2(code, a, b).unwrap()
+}
+
+#[test]
+fn zero_idiom_is_two_stores() {
+    let t = lower_text(&[i2(Code::Pxor_xmm_xmmm128, Register::XMM3, Register::XMM3)]);
+    let off = super::xoff(3, 0);
+    assert_eq!(t[0], format!("sd zero,{off}(s1)"));
+    assert_eq!(t[1], format!("sd zero,{}(s1)", off + 8));
+}
+
+#[test]
+fn moves_and_byte_compares_stay_inline() {
+    use iced_x86::MemoryOperand;
+    let mem = MemoryOperand::with_base(Register::RAX);
+    let insns = [
+        Instruction::with2(Code::Movdqu_xmm_xmmm128, Register::XMM1, mem).unwrap(),
+        i2(Code::Pcmpeqb_xmm_xmmm128, Register::XMM1, Register::XMM2),
+        i2(Code::Pmovmskb_r32_xmm, Register::EDX, Register::XMM1),
+    ];
+    let t = lower_text(&insns);
+    assert!(t.iter().any(|l| l == "ld t1,0(a6)") && t.iter().any(|l| l == "ld t2,8(a6)"), "{t:#?}");
+    assert!(t.iter().any(|l| l.starts_with("mul ")), "{t:#?}");
+    // No helper call: nothing jumps through ra.
+    assert!(!t.iter().any(|l| l.starts_with("jalr ra")), "{t:#?}");
+}
+
+#[test]
+fn helper_calls_preserve_the_caller_saved_guests() {
+    let t = lower_text(&[i2(Code::Addsd_xmm_xmmm64, Register::XMM0, Register::XMM1)]);
+    let call = t.iter().position(|l| l.starts_with("jalr ra,")).expect("a helper call");
+    for r in ["a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "t3"] {
+        assert!(t[..call].iter().any(|l| l.starts_with(&format!("sd {r},"))), "{r} not saved: {t:#?}");
+        assert!(t[call..].iter().any(|l| l.starts_with(&format!("ld {r},"))), "{r} not reloaded: {t:#?}");
+    }
+}
+
+#[test]
+fn vex_forms_are_cut() {
+    // vpxor xmm0, xmm0, xmm0 is AVX: the block ends before it with UNSUPPORTED.
+    let v = Instruction::with3(Code::VEX_Vpxor_xmm_xmm_xmmm128, Register::XMM0, Register::XMM0, Register::XMM0).unwrap();
+    let t = lower_text(&[v]);
+    assert!(!t.iter().any(|l| l.starts_with("sd zero,")), "{t:#?}");
+}
+
+// ---- execution ----
+
+#[cfg(target_arch = "riscv64")]
+mod exec {
+    use super::*;
+    use crate::cpu::Gpr::{self, *};
+    use crate::frontend::RangeSource;
+    use crate::isa::riscv64::Riscv64Backend;
+    use crate::{Exit, ThreadCtx, Translator};
+    use iced_x86::MemoryOperand;
+
+    /// Run `insns` (then int3) with `regs`, `xmm` and `mxcsr` set and `data` as scratch memory.
+    fn exec(insns: &[Instruction], regs: &[(Gpr, u64)], xmm: &[(usize, u128)], mxcsr: u32, data: &mut [u8]) -> Box<ThreadCtx> {
+        let mut enc = iced_x86::Encoder::new(64);
+        let mut code = Vec::new();
+        for i in insns {
+            enc.encode(i, 0).expect("encodes");
+            code.extend_from_slice(&enc.take_buffer());
+        }
+        code.push(0xcc);
+        let stack = vec![0u64; 512];
+        let start = code.as_ptr() as u64;
+        // SAFETY: `code` outlives the translator, dropped at the end of this function.
+        let src = unsafe { RangeSource::new(vec![(start, start + code.len() as u64)]) };
+        let mut tr = Translator::<Riscv64Backend>::new(Box::new(src)).expect("translator");
+        let mut ctx = ThreadCtx::new();
+        ctx.cpu.rip = start;
+        ctx.cpu.rflags = fl::FIXED1 | fl::IF;
+        ctx.cpu.mxcsr = mxcsr;
+        ctx.cpu.set(Rsp, stack.as_ptr() as u64 + 8 * 500);
+        ctx.cpu.set(Rbx, data.as_mut_ptr() as u64);
+        for &(g, v) in regs {
+            ctx.cpu.set(g, v);
+        }
+        for &(n, v) in xmm {
+            ctx.cpu.xmm[n] = [v as u64, (v >> 64) as u64];
+        }
+        // SAFETY: code, stack and data are ours and live through the run.
+        let e = unsafe { tr.run(&mut ctx) };
+        assert_eq!(e, Exit::Breakpoint);
+        ctx
+    }
+
+    fn xmm(ctx: &ThreadCtx, n: usize) -> u128 {
+        u128::from(ctx.cpu.xmm[n][0]) | u128::from(ctx.cpu.xmm[n][1]) << 64
+    }
+
+    fn m(base: Register, disp: i64) -> MemoryOperand {
+        MemoryOperand::with_base_displ(base, disp)
+    }
+
+    #[test]
+    fn strlen_step_finds_the_terminator() {
+        // pxor xmm0,xmm0; movdqu xmm1,[rbx]; pcmpeqb xmm1,xmm0; pmovmskb eax,xmm1; bsf eax,eax
+        let mut data = *b"hello, world!\0xyzabcdefghijklmno";
+        let ctx = exec(
+            &[
+                i2(Code::Pxor_xmm_xmmm128, Register::XMM0, Register::XMM0),
+                Instruction::with2(Code::Movdqu_xmm_xmmm128, Register::XMM1, m(Register::RBX, 0)).unwrap(),
+                i2(Code::Pcmpeqb_xmm_xmmm128, Register::XMM1, Register::XMM0),
+                i2(Code::Pmovmskb_r32_xmm, Register::EAX, Register::XMM1),
+                i2(Code::Bsf_r32_rm32, Register::ECX, Register::EAX),
+            ],
+            &[(Rax, u64::MAX)],
+            &[],
+            0x1f80,
+            &mut data,
+        );
+        assert_eq!(ctx.cpu.get(Rax), 1 << 13);
+        assert_eq!(ctx.cpu.get(Rcx), 13);
+        assert_eq!(xmm(&ctx, 1), 0xffu128 << (13 * 8));
+    }
+
+    #[test]
+    fn ucomisd_flags_feed_setcc() {
+        // ucomisd xmm0,xmm1; setp al; seta cl; setb dl; sete bl (rbx is the data pointer; use r8b)
+        let run = |a: f64, b: f64| {
+            let ctx = exec(
+                &[
+                    i2(Code::Ucomisd_xmm_xmmm64, Register::XMM0, Register::XMM1),
+                    Instruction::with1(Code::Setp_rm8, Register::AL).unwrap(),
+                    Instruction::with1(Code::Seta_rm8, Register::CL).unwrap(),
+                    Instruction::with1(Code::Setb_rm8, Register::DL).unwrap(),
+                    Instruction::with1(Code::Sete_rm8, Register::R8L).unwrap(),
+                ],
+                &[(Rax, 0), (Rcx, 0), (Rdx, 0), (R8, 0)],
+                &[(0, u128::from(a.to_bits())), (1, u128::from(b.to_bits()))],
+                0x1f80,
+                &mut [0u8; 16],
+            );
+            (ctx.cpu.get(Rax), ctx.cpu.get(Rcx), ctx.cpu.get(Rdx), ctx.cpu.get(R8), ctx.cpu.mxcsr)
+        };
+        assert_eq!(run(f64::NAN, 1.0), (1, 0, 1, 1, 0x1f80));
+        assert_eq!(run(2.0, 1.0), (0, 1, 0, 0, 0x1f80));
+        assert_eq!(run(-1.0, 1.0), (0, 0, 1, 0, 0x1f80));
+        assert_eq!(run(0.0, -0.0), (0, 0, 0, 1, 0x1f80));
+        // A signalling NaN sets IE.
+        assert_eq!(run(f64::from_bits(super::SNAN64), 1.0).4, 0x1f81);
+    }
+
+    #[test]
+    fn conversions_follow_mxcsr_and_return_indefinites() {
+        let cvtt = Instruction::with2(Code::Cvttsd2si_r32_xmmm64, Register::EAX, Register::XMM0).unwrap();
+        let cvt = Instruction::with2(Code::Cvtsd2si_r64_xmmm64, Register::RCX, Register::XMM0).unwrap();
+        let back = Instruction::with2(Code::Cvtsi2sd_xmm_rm64, Register::XMM1, Register::RDX).unwrap();
+        let go = |x: f64, mxcsr: u32| {
+            let ctx = exec(
+                &[cvtt, cvt, back],
+                &[(Rax, u64::MAX), (Rdx, (1u64 << 53) + 1)],
+                &[(0, u128::from(x.to_bits()))],
+                mxcsr,
+                &mut [0u8; 16],
+            );
+            (ctx.cpu.get(Rax), ctx.cpu.get(Rcx), f64::from_bits(ctx.cpu.xmm[1][0]), ctx.cpu.mxcsr)
+        };
+        let (t, r, b, m) = go(f64::NAN, 0x1f80);
+        assert_eq!((t, r, m & 0x3f), (0x8000_0000, 1 << 63, mx::IE | mx::PE));
+        assert_eq!(b, 9007199254740992.0);
+        // Round up: -2.5 -> -2; the 2^53+1 conversion rounds to 2^53+2.
+        let (t, r, b, _) = go(-2.5, 0x1f80 | 2 << 13);
+        assert_eq!((t, r as i64), (0xffff_fffe, -2));
+        assert_eq!(b, 9007199254740994.0);
+        // Nearest even: -2.5 -> -2 as well, 3.5 -> 4.
+        assert_eq!(go(3.5, 0x1f80).1, 4);
+    }
+
+    #[test]
+    fn scalar_arithmetic_keeps_upper_half_and_x86_nans() {
+        // addsd xmm0,xmm1; mulsd xmm2,xmm3 (inf * 0 -> negative indefinite); minsd xmm4,xmm5
+        let hi = 0xdead_beef_0000_0000_u128 << 64;
+        let ctx = exec(
+            &[
+                i2(Code::Addsd_xmm_xmmm64, Register::XMM0, Register::XMM1),
+                i2(Code::Mulsd_xmm_xmmm64, Register::XMM2, Register::XMM3),
+                i2(Code::Minsd_xmm_xmmm64, Register::XMM4, Register::XMM5),
+                i2(Code::Divsd_xmm_xmmm64, Register::XMM6, Register::XMM7),
+            ],
+            &[],
+            &[
+                (0, hi | u128::from(1.5f64.to_bits())),
+                (1, u128::from(0.25f64.to_bits())),
+                (2, u128::from(f64::INFINITY.to_bits())),
+                (3, 0),
+                (4, u128::from(0.0f64.to_bits())),
+                (5, u128::from((-0.0f64).to_bits())),
+                (6, u128::from(1.0f64.to_bits())),
+                (7, u128::from(10.0f64.to_bits())),
+            ],
+            0x1f80 | 1 << 13,
+            &mut [0u8; 16],
+        );
+        assert_eq!(xmm(&ctx, 0), hi | u128::from(1.75f64.to_bits()));
+        assert_eq!(ctx.cpu.xmm[2][0], super::INDEF64);
+        assert_eq!(ctx.cpu.xmm[4][0], (-0.0f64).to_bits());
+        // Rounding down: the nearest double to 1/10 is above it.
+        assert_eq!(ctx.cpu.xmm[6][0], 0.1f64.to_bits() - 1);
+        assert_eq!(ctx.cpu.mxcsr & 0x3f, mx::IE | mx::PE);
+    }
+
+    #[test]
+    fn moves_zero_or_merge_as_the_sdm_says() {
+        let mut data = [0u8; 32];
+        data[..8].copy_from_slice(&0x1122_3344_5566_7788u64.to_le_bytes());
+        let all = u128::MAX;
+        let ctx = exec(
+            &[
+                Instruction::with2(Code::Movss_xmm_xmmm32, Register::XMM0, m(Register::RBX, 0)).unwrap(),
+                i2(Code::Movss_xmm_xmmm32, Register::XMM1, Register::XMM2),
+                Instruction::with2(Code::Movq_xmm_rm64, Register::XMM3, Register::RSI).unwrap(),
+                Instruction::with2(Code::Movd_rm32_xmm, Register::EDI, Register::XMM4).unwrap(),
+                Instruction::with2(Code::Movhps_m64_xmm, m(Register::RBX, 16), Register::XMM4).unwrap(),
+            ],
+            &[(Rsi, 0xabcd), (Rdi, u64::MAX)],
+            &[(0, all), (1, all), (2, 0x1234), (3, all), (4, 0x0102_0304_0506_0708_a0a1_a2a3_a4a5_a6a7)],
+            0x1f80,
+            &mut data,
+        );
+        assert_eq!(xmm(&ctx, 0), 0x5566_7788);
+        assert_eq!(xmm(&ctx, 1), (all << 32) | 0x1234);
+        assert_eq!(xmm(&ctx, 3), 0xabcd);
+        assert_eq!(ctx.cpu.get(Rdi), 0xa4a5_a6a7);
+        assert_eq!(u64::from_le_bytes(data[16..24].try_into().unwrap()), 0x0102_0304_0506_0708);
+    }
+
+    #[test]
+    fn helper_calls_leave_every_gpr_intact() {
+        let vals: Vec<(Gpr, u64)> = Gpr::ALL
+            .iter()
+            .filter(|g| !matches!(g, Rsp | Rbx))
+            .map(|&g| (g, 0x1000_0000_0000_0001u64.wrapping_mul(g as u64 + 3)))
+            .collect();
+        let ctx = exec(
+            &[
+                Instruction::with3(Code::Pshufd_xmm_xmmm128_imm8, Register::XMM0, Register::XMM1, 0x1bu32).unwrap(),
+                i2(Code::Sqrtsd_xmm_xmmm64, Register::XMM2, Register::XMM2),
+            ],
+            &vals,
+            &[(1, 7), (2, u128::from(4.0f64.to_bits()))],
+            0x1f80,
+            &mut [0u8; 16],
+        );
+        for &(g, v) in &vals {
+            assert_eq!(ctx.cpu.get(g), v, "{g:?}");
+        }
+        assert_eq!(ctx.cpu.xmm[2][0], 2.0f64.to_bits());
+    }
+}
