@@ -205,10 +205,19 @@ fn redirect_to_guest(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc
     }
 }
 
-/// The riscv64 backend does not rebuild guest state from a host fault yet.
-#[cfg(not(target_arch = "x86_64"))]
-fn redirect_to_guest(_sig: libc::c_int, _info: *mut libc::siginfo_t, _uc: *mut libc::c_void) -> bool {
-    false
+/// Turn a fault raised by translated code into a dispatcher exit (see the module docs).
+#[cfg(target_arch = "riscv64")]
+fn redirect_to_guest(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) -> bool {
+    let map = FAULTS.load(Ordering::Acquire);
+    if map.is_null() {
+        return false;
+    }
+    // SAFETY: the kernel passes a valid siginfo and ucontext for SA_SIGINFO handlers; the map was
+    // leaked in `install_fault_map`.
+    unsafe {
+        let fault = translator::ctx::FaultInfo { signo: sig, code: (*info).si_code, addr: (*info).si_addr() as u64 };
+        translator::isa::riscv64::redirect_fault(uc.cast(), &*map, fault)
+    }
 }
 
 extern "C" fn fault_handler(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
