@@ -693,12 +693,38 @@ impl Lower<'_> {
             let v = self.read(src, 64);
             self.a.mv(d, v);
             self.a.b_far(Op::Beq, d, Reg::ZERO, err);
+            // Fast path: the dividend fits 64 bits (RDX is the zero or sign extension of RAX),
+            // so one divide does it. Signed MIN / -1 overflows and goes to the helper (which
+            // reports the divide error).
+            let (rax, rdx) = (regs::guest(Gpr::Rax), regs::guest(Gpr::Rdx));
+            let (slow, done) = (self.a.label(), self.a.label());
+            let (t, q) = (Reg::T1, Reg::T2);
+            if signed {
+                self.a.srai(t, rax, 63);
+                self.a.b(Op::Bne, t, rdx, slow);
+                self.a.li(t, u64::MAX);
+                let ok = self.a.label();
+                self.a.b(Op::Bne, d, t, ok);
+                self.a.li(t, 1 << 63);
+                self.a.b(Op::Beq, rax, t, slow);
+                self.a.bind(ok);
+                self.a.r(Op::Div, q, rax, d);
+                self.a.r(Op::Rem, rdx, rax, d);
+            } else {
+                self.a.b(Op::Bne, rdx, Reg::ZERO, slow);
+                self.a.r(Op::Divu, q, rax, d);
+                self.a.r(Op::Remu, rdx, rax, d);
+            }
+            self.a.mv(rax, q);
+            self.a.j(done);
+            self.a.bind(slow);
             self.a.sd(d, CTX, OFF_STATUS);
             self.a.li(Reg::T1, u64::from(signed));
             self.a.sd(Reg::T1, CTX, OFF_STATUS + 8);
             self.call_helper(OFF_DIV_FN);
             self.a.ld(Reg::T1, CTX, OFF_STATUS);
             self.a.b_far(Op::Bne, Reg::T1, Reg::ZERO, err);
+            self.a.bind(done);
             return Ok(());
         }
         let h = bits; // the dividend is 2*bits wide and fits 64 bits
