@@ -3,7 +3,9 @@
 //! `ld-nc [--argv0 NAME] [--] PROG ARGS…`. Knobs come from `LDNC_*` variables, read once here and
 //! ignored when ld-nc itself runs with AT_SECURE (setuid/setgid/capabilities): an unprivileged
 //! user must not steer a privileged process. `LDNC_DEBUG` is a comma list of log areas (`load`,
-//! `syscalls`, `signals`, `translate`, `all`) routed to `log` targets.
+//! `syscalls`, `signals`, `translate`, `all`) routed to `log` targets. `LDNC_EXEC_WRAPPER` is a
+//! command put before ld-nc when a guest execs an x86_64 program (for a host that can only run
+//! ld-nc through an emulator, e.g. `qemu-riscv64 -L /usr/riscv64-linux-gnu` in tests).
 
 use std::ffi::OsString;
 use std::fmt;
@@ -96,6 +98,19 @@ pub struct Config {
     pub args: Vec<OsString>,
     /// Log areas.
     pub debug: DebugFlags,
+    /// `LDNC_EXEC_WRAPPER`, split into words (empty if unset).
+    pub exec_wrapper: Vec<String>,
+}
+
+impl Config {
+    /// Take `LDNC_EXEC_WRAPPER` (ignored with AT_SECURE).
+    pub fn with_exec_wrapper(mut self, value: Option<&str>, secure: bool) -> Config {
+        self.exec_wrapper = match (secure, value) {
+            (false, Some(v)) => v.split_whitespace().map(str::to_string).collect(),
+            _ => Vec::new(),
+        };
+        self
+    }
 }
 
 /// A command-line problem.
@@ -163,7 +178,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(
         }
         _ => DebugFlags::default(),
     };
-    Ok(Config { prog: PathBuf::from(prog), args: gargs, debug })
+    Ok(Config { prog: PathBuf::from(prog), args: gargs, debug, exec_wrapper: Vec::new() })
 }
 
 /// Whether ld-nc itself runs with AT_SECURE.
@@ -204,5 +219,13 @@ mod tests {
         let c = parse(os(&["p"]), Some("all"), true).expect("ok");
         assert_eq!(c.debug, DebugFlags(0), "AT_SECURE ignores LDNC_*");
         assert_eq!(DebugFlags::parse("x,load").1, vec!["x".to_string()]);
+    }
+
+    #[test]
+    fn exec_wrapper() {
+        let c = parse(os(&["p"]), None, false).expect("ok").with_exec_wrapper(Some(" qemu-riscv64  -L /x "), false);
+        assert_eq!(c.exec_wrapper, vec!["qemu-riscv64", "-L", "/x"]);
+        let c = parse(os(&["p"]), None, true).expect("ok").with_exec_wrapper(Some("qemu"), true);
+        assert!(c.exec_wrapper.is_empty(), "AT_SECURE ignores LDNC_*");
     }
 }

@@ -47,6 +47,9 @@ pub struct Process {
     pub exe: PathBuf,
     /// The guest program's absolute path: what the guest sees as `/proc/self/exe`.
     pub guest_exe: PathBuf,
+    /// Command put before ld-nc when re-executing it for an x86_64 program (`LDNC_EXEC_WRAPPER`,
+    /// resolved); empty normally.
+    pub exec_wrapper: Vec<std::ffi::CString>,
     /// Syscall numbers already reported as unsupported.
     pub reported: HashSet<u64>,
     /// A syscall that ran with a temporary signal mask (`rt_sigsuspend`, `ppoll`, `pselect6`,
@@ -67,6 +70,7 @@ impl Process {
             sigactions: [GuestSigaction::default(); NSIG + 1],
             altstack: AltStack { sp: 0, flags: 2, size: 0 },
             guest_exe: exe.clone(),
+            exec_wrapper: Vec::new(),
             exe,
             reported: HashSet::new(),
             robust_list: 0,

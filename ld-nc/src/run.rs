@@ -56,6 +56,26 @@ const UNSECURE_ENVVARS: &[&str] = &[
     "NLSPATH", "RESOLV_HOST_CONF", "RES_OPTIONS", "TMPDIR", "TZDIR",
 ];
 
+/// The exec wrapper's words with the command resolved through PATH (execve does not search).
+fn resolve_wrapper(words: &[String]) -> Vec<std::ffi::CString> {
+    let Some(first) = words.first() else { return Vec::new() };
+    let cmd = if first.contains('/') {
+        Some(PathBuf::from(first))
+    } else {
+        std::env::var_os("PATH").and_then(|p| {
+            std::env::split_paths(&p).map(|d| d.join(first)).find(|c| c.is_file())
+        })
+    };
+    let Some(cmd) = cmd else {
+        log::warn!(target: "ldnc::load", "LDNC_EXEC_WRAPPER: `{first}` not found in PATH; ignored");
+        return Vec::new();
+    };
+    std::iter::once(cmd.into_os_string().into_vec())
+        .chain(words[1..].iter().map(|w| w.clone().into_bytes()))
+        .filter_map(|w| std::ffi::CString::new(w).ok())
+        .collect()
+}
+
 /// Load `cfg.prog` and build its initial process state.
 pub fn setup(cfg: &Config, env: Vec<(OsString, OsString)>) -> Result<Guest, String> {
     let (image, bytes) = elf::read_file(&cfg.prog).map_err(|e| e.to_string())?;
@@ -135,6 +155,7 @@ pub fn setup(cfg: &Config, env: Vec<(OsString, OsString)>) -> Result<Guest, Stri
     let exe = std::fs::read_link("/proc/self/exe").unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
     let mut proc = Process::new(mem, exe);
     proc.guest_exe = std::fs::canonicalize(&cfg.prog).unwrap_or_else(|_| cfg.prog.clone());
+    proc.exec_wrapper = resolve_wrapper(&cfg.exec_wrapper);
     proc.brk = Brk { start: loaded.hi, cur: loaded.hi, mapped: loaded.hi };
     signals::inherited_actions(&mut proc);
     log::info!(target: "ldnc::load", "stack [{base:#x}, {:#x}), rsp {:#x}, brk {:#x}", base + STACK_SIZE, img.sp, loaded.hi);
@@ -251,8 +272,9 @@ pub unsafe fn run_loop_raw<B: Backend + 'static>(tr: *mut Translator<B>, ctx: &m
 pub fn main<B: Backend + 'static>() -> ! {
     let secure = crate::config::at_secure();
     let env_debug = if secure { None } else { std::env::var("LDNC_DEBUG").ok() };
+    let wrapper = if secure { None } else { std::env::var("LDNC_EXEC_WRAPPER").ok() };
     let cfg = match crate::config::parse(std::env::args_os().skip(1), env_debug.as_deref(), secure) {
-        Ok(c) => c,
+        Ok(c) => c.with_exec_wrapper(wrapper.as_deref(), secure),
         Err(e @ (crate::config::CliError::Help | crate::config::CliError::Version)) => {
             println!("{e}");
             std::process::exit(0)

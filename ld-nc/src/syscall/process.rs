@@ -365,7 +365,10 @@ fn execve(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
     let Ok(exe) = CString::new(sys.proc.exe.as_os_str().as_bytes()) else { return err(libc::ENOENT) };
     let argv0_opt = c"--argv0";
     let dashdash = c"--";
-    let mut new: Vec<u64> = vec![exe.as_ptr() as u64];
+    // Normally ld-nc itself; with an exec wrapper, the wrapper runs ld-nc.
+    let prog = sys.proc.exec_wrapper.first().map_or(exe.as_ptr(), |w| w.as_ptr()) as u64;
+    let mut new: Vec<u64> = sys.proc.exec_wrapper.iter().map(|w| w.as_ptr() as u64).collect();
+    new.push(exe.as_ptr() as u64);
     if let Some(&a0) = args.first() {
         new.push(argv0_opt.as_ptr() as u64);
         new.push(a0);
@@ -375,7 +378,7 @@ fn execve(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
     new.extend(args.iter().skip(1));
     new.push(0);
     log::debug!(target: "ldnc::syscalls", "execve of x86_64 {} through {}", pbuf.display(), sys.proc.exe.display());
-    hs(libc::SYS_execve, &[exe.as_ptr() as u64, new.as_ptr() as u64, envp])
+    hs(libc::SYS_execve, &[prog, new.as_ptr() as u64, envp])
 }
 
 /// A guest C string of at most `PATH_MAX` bytes, `None` if it is not readable guest memory.
