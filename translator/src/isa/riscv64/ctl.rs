@@ -227,14 +227,18 @@ impl Lower<'_> {
                 self.write(dst, bits, t)
             }
             M::Leave => {
-                if i.code() != Code::Leaveq {
-                    return Err(Unsupp);
-                }
+                // The stack address size stays 64 bits; `data16 leave` pops only BP.
+                let bits = match i.code() {
+                    Code::Leaveq => 64,
+                    Code::Leavew => 16,
+                    _ => return Err(Unsupp),
+                };
                 let rbp = regs::guest(Gpr::Rbp);
                 self.a.mv(rsp(), rbp);
-                self.a.ld(rbp, rsp(), 0);
-                self.a.addi(rsp(), rsp(), 8);
-                Ok(())
+                let t = self.tmp();
+                self.load(t, Addr { base: rsp(), off: 0 }, bits);
+                self.a.addi(rsp(), rsp(), bits as i32 / 8);
+                self.write(Loc::Reg(Gpr::Rbp, false), bits, t)
             }
             M::Jmp => match i.op_kind(0) {
                 OpKind::NearBranch64 => {

@@ -121,7 +121,10 @@ pub enum Attempt {
 
 /// Translate `block` (its first `limit` instructions; if fewer than all, the block exits with
 /// UNSUPPORTED at the next one).
-pub fn translate(block: &GuestBlock, limit: usize, base: u64, ext: Ext, wide: &[usize]) -> Attempt {
+///
+/// With `split`, a shorter block instead continues at the next instruction through a link site
+/// (the block was too large for branch ranges, not untranslatable).
+pub fn translate(block: &GuestBlock, limit: usize, split: bool, base: u64, ext: Ext, wide: &[usize]) -> Attempt {
     let insns = &block.insns[..limit];
     let mut l = Lower {
         _block: core::marker::PhantomData,
@@ -178,7 +181,11 @@ pub fn translate(block: &GuestBlock, limit: usize, base: u64, ext: Ext, wide: &[
         l.sync_kind();
         if limit < block.insns.len() {
             let pc = block.insns[limit].insn.ip();
-            l.exit_now(exit::UNSUPPORTED, pc);
+            if split {
+                l.link_to(pc);
+            } else {
+                l.exit_now(exit::UNSUPPORTED, pc);
+            }
         } else {
             match block.end {
                 BlockEnd::FallThrough(pc) => l.link_to(pc),

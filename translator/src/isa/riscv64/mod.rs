@@ -117,14 +117,23 @@ pub fn translate_block_counted(
     ext: Ext,
 ) -> Result<(Vec<u8>, Translated, usize, Vec<crate::fault::PcEntry>), TranslateError> {
     let mut limit = block.insns.len();
+    let mut split = false;
     let mut wide = Vec::new();
     loop {
-        match lower::translate(block, limit, base, ext, &wide) {
+        match lower::translate(block, limit, split, base, ext, &wide) {
             lower::Attempt::Done(code, link_sites, pcs) => {
                 return Ok((code, Translated { link_sites }, limit, pcs));
             }
-            lower::Attempt::Cut(n) if n < limit => limit = n,
+            lower::Attempt::Cut(n) if n < limit => {
+                limit = n;
+                split = false;
+            }
             lower::Attempt::Wide(n) if !wide.contains(&n) => wide.push(n),
+            // Branches out of range: translate the first half, which links to the rest.
+            lower::Attempt::TooLarge if limit > 1 => {
+                limit /= 2;
+                split = true;
+            }
             _ => return Err(TranslateError::TooLarge),
         }
     }
