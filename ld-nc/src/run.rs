@@ -178,7 +178,7 @@ pub fn run_loop<B: Backend + 'static>(tr: &mut Translator<B>, ctx: &mut ThreadCt
     match unsafe { run_loop_raw(tr, ctx, proc) } {
         LoopEnd::Process(code) => code,
         // Only threads made by clone end alone.
-        LoopEnd::Thread(_) => 0,
+        LoopEnd::Thread => 0,
     }
 }
 
@@ -187,8 +187,8 @@ pub fn run_loop<B: Backend + 'static>(tr: &mut Translator<B>, ctx: &mut ThreadCt
 pub enum LoopEnd {
     /// The process exits with this status.
     Process(i32),
-    /// This thread ended (`exit` in a thread made by clone); the big lock is still held.
-    Thread(std::sync::MutexGuard<'static, ()>),
+    /// This thread ended (`exit` in a thread made by clone); it still holds the big lock.
+    Thread,
 }
 
 /// [`run_loop`] on shared state: holds the big lock (see [`crate::threads`]) except around
@@ -199,7 +199,7 @@ pub enum LoopEnd {
 /// `tr` and `proc` must be valid for the whole call and only used by threads holding the big lock.
 pub unsafe fn run_loop_raw<B: Backend + 'static>(tr: *mut Translator<B>, ctx: &mut ThreadCtx, procp: *mut Process) -> LoopEnd {
     let table = syscall::table();
-    let mut gil = crate::threads::lock();
+    crate::threads::acquire();
     loop {
         // SAFETY: under the big lock; the guest's memory is laid out in this process as
         // `proc.mem` records, and the context belongs to this thread.
@@ -210,9 +210,7 @@ pub unsafe fn run_loop_raw<B: Backend + 'static>(tr: *mut Translator<B>, ctx: &m
                 // No ld-nc state is involved: other guest threads run meanwhile, and no
                 // reference to the shared state lives across it.
                 let a = syscall::args(&ctx.cpu);
-                drop(gil);
-                let v = syscall::run_pass(nr, host, arity, a);
-                gil = crate::threads::lock();
+                let v = crate::threads::unlocked(|| syscall::run_pass(nr, host, arity, a));
                 // SAFETY: under the big lock again.
                 let proc = unsafe { &mut *procp };
                 signals::syscall_result(&mut ctx.cpu, proc, nr, v);
@@ -232,7 +230,7 @@ pub unsafe fn run_loop_raw<B: Backend + 'static>(tr: *mut Translator<B>, ctx: &m
                     SysRet::Ret(v) => signals::syscall_result(&mut ctx.cpu, proc, nr, v),
                     SysRet::Restored => {}
                     SysRet::Exit(code) => return LoopEnd::Process(code),
-                    SysRet::ThreadExit => return LoopEnd::Thread(gil),
+                    SysRet::ThreadExit => return LoopEnd::Thread,
                 }
             }
             Exit::Breakpoint => signals::fault(&mut ctx.cpu, proc, libc::SIGTRAP, 0x80, 0, "int3"),

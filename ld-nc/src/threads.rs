@@ -1,18 +1,18 @@
 //! Guest threads. Each guest thread (a `clone` with CLONE_VM|CLONE_THREAD) runs on a host thread
 //! of its own with its own [`ThreadCtx`], sharing the translator and the process state. Those are
-//! single-threaded data structures, so a guest thread holds one big lock ([`lock`]) whenever it
-//! runs translated code or ld-nc code, and lets go of it only around pass-through syscalls
-//! (which touch no ld-nc state): a thread blocked in `read`, `futex`, `wait4`, `nanosleep` or
-//! `sched_yield` lets the others run.
+//! single-threaded data structures, so a guest thread holds one big lock ([`acquire`]) whenever it
+//! runs translated code or ld-nc code, and lets go of it only around host syscalls that touch no
+//! ld-nc state ([`unlocked`]): every pass-through syscall and the blocking calls ld-nc converts
+//! (`poll`, `select`, `epoll_wait`, `rt_sigsuspend`, `pause`), so a thread blocked in `read`,
+//! `futex`, `wait4`, `nanosleep`, `epoll_wait` or `sched_yield` lets the others run.
 //!
 //! Consequences: guest threads do not run in parallel, and a thread that spins without a
 //! syscall waiting for another thread (a hand-written spin lock) never lets it run. Locks and
 //! condition variables of glibc and musl go to `futex` when contended, so they work. A
 //! thread-directed signal (`tgkill`) may be delivered to whichever guest thread next leaves
-//! translated code. Blocking calls that ld-nc converts (`poll`, `select`, `epoll_wait`,
-//! `rt_sigsuspend`, `pause`) keep the lock while they block.
+//! translated code.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -33,9 +33,34 @@ thread_local! {
     static SPAWNED_HERE: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Take the big lock.
-pub fn lock() -> MutexGuard<'static, ()> {
-    GIL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+thread_local! {
+    /// The big lock, while this thread holds it.
+    static HELD: RefCell<Option<MutexGuard<'static, ()>>> = const { RefCell::new(None) };
+}
+
+/// Take the big lock for this thread (kept until [`release`] or around [`unlocked`]).
+pub fn acquire() {
+    let g = GIL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    HELD.with(|h| *h.borrow_mut() = Some(g));
+}
+
+/// Let go of the big lock for good (a guest thread ending).
+pub fn release() {
+    let g = HELD.with(|h| h.borrow_mut().take());
+    drop(g);
+}
+
+/// Run `f` — a host call that touches no ld-nc state — without the big lock, so other guest
+/// threads run while it blocks. Without the lock held (unit tests) it just runs `f`.
+pub fn unlocked<T>(f: impl FnOnce() -> T) -> T {
+    let held = HELD.with(|h| h.borrow_mut().take());
+    let had = held.is_some();
+    drop(held);
+    let r = f();
+    if had {
+        acquire();
+    }
+    r
 }
 
 /// Record this thread's clear-child-tid address.
@@ -117,9 +142,9 @@ pub unsafe fn spawn<B: Backend + 'static>(
                 // SAFETY: exit_group semantics: the whole process ends.
                 unsafe { libc::_exit(code) }
             }
-            crate::run::LoopEnd::Thread(gil) => {
+            crate::run::LoopEnd::Thread => {
                 let addr = CLEAR_TID.with(Cell::get);
-                // SAFETY: `proc` is valid (contract) and we hold the big lock (`gil`).
+                // SAFETY: `proc` is valid (contract) and this thread still holds the big lock.
                 let writable = addr != 0
                     && unsafe { (*shared.proc).mem.borrow().allows(addr, addr + 4, crate::mem::PROT_WRITE) };
                 if writable {
@@ -130,7 +155,7 @@ pub unsafe fn spawn<B: Backend + 'static>(
                     }
                 }
                 SPAWNED.fetch_sub(1, Ordering::SeqCst);
-                drop(gil);
+                release();
             }
         }
     });

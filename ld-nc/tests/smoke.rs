@@ -181,3 +181,18 @@ fn handlers_interrupt_blocking_syscalls_which_restart_per_sa_restart() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn threads_blocked_in_converted_calls_let_others_run() {
+    let d = tmp();
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/guest/threads_block.c");
+    for (name, cc, flags) in [("glibc", "gcc", &["-static", "-O2", "-pthread"][..]), ("musl", "musl-gcc", &["-static", "-O2"][..])] {
+        let prog = d.join(format!("threads_block-{name}"));
+        let mut args = flags.to_vec();
+        args.push(src.to_str().expect("utf-8"));
+        build(&prog, cc, &args);
+        let o = run(&[&prog]);
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "poll 1 select 1 epoll 1\n", "{name}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+}

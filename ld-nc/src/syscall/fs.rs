@@ -223,14 +223,14 @@ fn dup2(_: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
 fn poll(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
     let timeout = a[2] as i32;
     if timeout < 0 {
-        return hs(SYS_ppoll, &[a[0], a[1], 0, 0, 8]);
+        return super::hs_blocking(SYS_ppoll, &[a[0], a[1], 0, 0, 8]);
     }
     let ts = libc::timespec {
         tv_sec: libc::time_t::from(timeout / 1000),
         tv_nsec: libc::c_long::from(timeout % 1000) * 1_000_000,
     };
     let _ = sys;
-    hs(SYS_ppoll, &[a[0], a[1], &ts as *const _ as u64, 0, 8])
+    super::hs_blocking(SYS_ppoll, &[a[0], a[1], &ts as *const _ as u64, 0, 8])
 }
 
 #[allow(clippy::unnecessary_cast, reason = "time_t and c_long differ between hosts in principle")]
@@ -238,7 +238,7 @@ fn select(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
     // pselect6 takes a timespec; Linux select writes the time left back into the timeval.
     let tvp = a[4];
     if tvp == 0 {
-        return hs(SYS_pselect6, &[a[0], a[1], a[2], a[3], 0, 0]);
+        return super::hs_blocking(SYS_pselect6, &[a[0], a[1], a[2], a[3], 0, 0]);
     }
     let sec = tri!(sys.read_u64(tvp)) as i64;
     let usec = tri!(sys.read_u64(tvp.wrapping_add(8))) as i64;
@@ -246,7 +246,7 @@ fn select(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
         return err(libc::EINVAL);
     }
     let mut ts = libc::timespec { tv_sec: sec as libc::time_t, tv_nsec: (usec * 1000) as libc::c_long };
-    let r = hs(SYS_pselect6, &[a[0], a[1], a[2], a[3], &mut ts as *mut _ as u64, 0]);
+    let r = super::hs_blocking(SYS_pselect6, &[a[0], a[1], a[2], a[3], &mut ts as *mut _ as u64, 0]);
     let mut out = [0u8; 16];
     out[..8].copy_from_slice(&(ts.tv_sec as i64).to_le_bytes());
     out[8..].copy_from_slice(&((ts.tv_nsec as i64) / 1000).to_le_bytes());

@@ -209,7 +209,7 @@ pub fn cvt(r: i64) -> i64 {
 /// Run host syscall `nr` that takes a temporary signal mask; an EINTR from it makes the signals
 /// caught meanwhile deliverable under the restored mask (see `Process::force_signals`).
 pub fn with_temp_mask(sys: &mut Sys<'_>, nr: libc::c_long, args: &[u64], has_mask: bool) -> SysRet {
-    let r = hs(nr, args);
+    let r = hs_blocking(nr, args);
     if has_mask && r == SysRet::Ret(-i64::from(libc::EINTR)) {
         sys.proc.force_signals = true;
     }
@@ -347,6 +347,12 @@ pub fn hs(nr: libc::c_long, args: &[u64]) -> SysRet {
     let mut a = [0u64; 6];
     a[..args.len()].copy_from_slice(args);
     SysRet::Ret(host(nr, a))
+}
+
+/// [`hs`] for a call that may block: other guest threads run meanwhile (see
+/// [`crate::threads::unlocked`]); `args` must point only at guest memory or the caller's locals.
+pub fn hs_blocking(nr: libc::c_long, args: &[u64]) -> SysRet {
+    crate::threads::unlocked(|| hs(nr, args))
 }
 
 /// `AT_FDCWD` as a syscall argument.

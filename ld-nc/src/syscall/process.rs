@@ -207,7 +207,9 @@ fn fork_like(sys: &mut Sys<'_>, flags: u64, newsp: u64, ptid: u64, ctid: u64, tl
         unsafe {
             libc::close(w);
             let mut b = [0u8; 1];
-            while libc::read(r, b.as_mut_ptr().cast(), 1) < 0 && crate::mem::errno() == libc::EINTR {}
+            crate::threads::unlocked(|| {
+                while libc::read(r, b.as_mut_ptr().cast(), 1) < 0 && crate::mem::errno() == libc::EINTR {}
+            });
             libc::close(r);
         }
     }

@@ -4,7 +4,7 @@
 
 use super::layout::{GuestSigaction, X86_SIGACTION_SIZE};
 use super::numbers::x86;
-use super::{err, hs, Handler, Sys, SysRet};
+use super::{err, Handler, Sys, SysRet};
 use crate::process::NSIG;
 use crate::{signals, tri};
 
@@ -105,5 +105,5 @@ fn rt_sigsuspend(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
 
 fn pause(_: &mut Sys<'_>, _: [u64; 6]) -> SysRet {
     // No pause on riscv64: ppoll with nothing to wait for sleeps until a signal.
-    hs(libc::SYS_ppoll, &[0, 0, 0, 0, 8])
+    super::hs_blocking(libc::SYS_ppoll, &[0, 0, 0, 0, 8])
 }
