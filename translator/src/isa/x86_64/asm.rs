@@ -95,8 +95,9 @@ core::arch::global_asm!(
     "mov gs:[{gpr} + 13*8], r13",
     "mov gs:[{gpr} + 14*8], r14",
     "mov gs:[{gpr} + 15*8], r15",
-    // Below the guest's 128-byte red zone, so PUSHFQ cannot clobber live guest data.
-    "lea rsp, [rsp - 128]",
+    // RFLAGS goes through the host stack (free below the saved host RSP): nothing is written to
+    // the guest's stack, which may not even be valid memory if the guest uses RSP as data.
+    "mov rsp, gs:[{host_sp}]",
     "pushfq",
     "pop qword ptr gs:[{rflags}]",
     "movdqu gs:[{xmm} + 0*16], xmm0",
