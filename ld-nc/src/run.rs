@@ -62,9 +62,9 @@ fn resolve_wrapper(words: &[String]) -> Vec<std::ffi::CString> {
     let cmd = if first.contains('/') {
         Some(PathBuf::from(first))
     } else {
-        std::env::var_os("PATH").and_then(|p| {
-            std::env::split_paths(&p).map(|d| d.join(first)).find(|c| c.is_file())
-        })
+        // Without PATH, the search path execvp uses.
+        let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+        std::env::split_paths(&path).map(|d| d.join(first)).find(|c| c.is_file())
     };
     let Some(cmd) = cmd else {
         log::warn!(target: "ldnc::load", "LDNC_EXEC_WRAPPER: `{first}` not found in PATH; ignored");
