@@ -25,6 +25,9 @@ use crate::ctx::OFF_SCRATCH;
 #[path = "sse_ops.rs"]
 pub mod sse_ops;
 
+#[path = "sse_fast.rs"]
+mod sse_fast;
+
 #[cfg(test)]
 #[path = "sse_tests.rs"]
 mod sse_tests;
@@ -237,6 +240,7 @@ impl Lower<'_> {
                 self.sse_call(sse_ops::desc(i.code(), d, u64::from(s), 0));
                 Ok(())
             }
+            code if sse_fast::fast_code(code) => self.lower_fast(i),
             code if sse_ops::supports(code) => self.sse_helper(i),
             _ => Err(Unsupp),
         }
