@@ -169,13 +169,17 @@ pub fn run(trials: Vec<Trial>) -> Report {
                 let next = queue.lock().map(|mut q| q.pop_front()).unwrap_or(None);
                 let Some(trial) = next else { break };
                 let Trial { name, expected_failure, known_line, body } = trial;
+                let t0 = Instant::now();
                 let result = catch_unwind(AssertUnwindSafe(body))
                     .unwrap_or_else(|_| Err(Failure::Setup("the case panicked".to_string())));
                 let verdict = judge(expected_failure.as_ref(), result);
+                // Slow cases are named with their time: they are the ones near the run time limit.
+                let secs = t0.elapsed().as_secs_f64();
+                let took = if secs >= 5.0 { format!(" ({secs:.1} s)") } else { String::new() };
                 let line = match &verdict {
-                    Verdict::Passed => format!("test {name} ... ok"),
-                    Verdict::Failed(_) => format!("test {name} ... FAILED"),
-                    Verdict::Known(why) => format!("test {name} ... ignored, known failure: {why}"),
+                    Verdict::Passed => format!("test {name} ... ok{took}"),
+                    Verdict::Failed(_) => format!("test {name} ... FAILED{took}"),
+                    Verdict::Known(why) => format!("test {name} ... ignored{took}, known failure: {why}"),
                 };
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(out, "{line}");
