@@ -112,6 +112,15 @@ pub struct CpuState {
     pub _pad: u64,
     /// XMM0..XMM15, each as (low, high) 64-bit halves.
     pub xmm: [[u64; 2]; 16],
+    /// x87 data registers by *physical* number R0..R7 (ST(i) is R((TOP + i) mod 8), TOP being
+    /// bits 11..13 of `fsw`), each an 80-bit extended value as (64-bit significand with its
+    /// explicit integer bit, sign << 15 | 15-bit biased exponent). Kept here by backends that
+    /// emulate the x87 (riscv64); the x86_64 backend leaves the x87 in the host's registers.
+    pub fpr: [[u64; 2]; 8],
+    /// x87 tag word in FXSAVE's abridged form: bit i set when physical register i holds a value.
+    pub ftw: u8,
+    /// Padding to a 16-byte multiple.
+    pub _pad2: [u8; 15],
 }
 
 /// Byte offset of `gpr[0]` in [`CpuState`].
@@ -130,6 +139,10 @@ pub const OFF_MXCSR: usize = 160;
 pub const OFF_FCW: usize = 164;
 /// Byte offset of `xmm[0]`.
 pub const OFF_XMM: usize = 176;
+/// Byte offset of `fpr[0]`.
+pub const OFF_FPR: usize = 432;
+/// Byte offset of `ftw`.
+pub const OFF_FTW: usize = 560;
 
 impl Default for CpuState {
     fn default() -> Self {
@@ -146,6 +159,9 @@ impl Default for CpuState {
             fsw: 0,
             _pad: 0,
             xmm: [[0; 2]; 16],
+            fpr: [[0; 2]; 8],
+            ftw: 0,
+            _pad2: [0; 15],
         }
     }
 }
@@ -177,6 +193,8 @@ mod tests {
         assert_eq!(offset_of!(CpuState, mxcsr), OFF_MXCSR);
         assert_eq!(offset_of!(CpuState, fcw), OFF_FCW);
         assert_eq!(offset_of!(CpuState, xmm), OFF_XMM);
-        assert_eq!(core::mem::size_of::<CpuState>(), OFF_XMM + 256);
+        assert_eq!(offset_of!(CpuState, fpr), OFF_FPR);
+        assert_eq!(offset_of!(CpuState, ftw), OFF_FTW);
+        assert_eq!(core::mem::size_of::<CpuState>(), OFF_FTW + 16);
     }
 }
