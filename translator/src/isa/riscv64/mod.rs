@@ -20,6 +20,7 @@ pub mod flags;
 pub mod lower;
 pub mod regs;
 pub mod sse;
+pub mod x87;
 
 #[cfg(test)]
 mod emit_tests;
