@@ -613,7 +613,8 @@ impl Lower<'_> {
             let (s1, s2) = if i.op_count() == 3 { (self.loc(i, 1)?, self.loc(i, 2)?) } else { (dst, self.loc(i, 1)?) };
             let a = self.read_sext(s1, bits);
             let b = self.read_sext(s2, bits);
-            let r = self.tmp();
+            // Straight into a 32/64-bit destination register when the flags are dead.
+            let r = if live { self.tmp() } else { self.dest_reg(dst, bits) };
             self.a.r(Op::Mul, r, a, b);
             if live {
                 let ovf = self.tmp();

@@ -25,8 +25,20 @@ impl Lower<'_> {
             M::Movzx => {
                 let (db, sb) = (op_bits(i, 0), op_bits(i, 1));
                 let src = self.loc(i, 1)?;
-                let v = self.read_zext(src, sb);
                 let dst = self.loc(i, 0)?;
+                // Into a 32/64-bit register: the zero-extended value is the whole new register.
+                if let (Loc::Reg(g, false), true) = (dst, db >= 32) {
+                    let d = regs::guest(g);
+                    match src {
+                        Loc::Mem(at) => self.load(d, at, sb),
+                        _ => {
+                            let v = self.read(src, sb);
+                            self.a.zext(d, v, sb);
+                        }
+                    }
+                    return Ok(());
+                }
+                let v = self.read_zext(src, sb);
                 self.write(dst, db, v)
             }
             M::Movsx | M::Movsxd => {

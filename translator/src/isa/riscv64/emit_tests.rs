@@ -431,3 +431,33 @@ fn sweep_a_real_binary() {
     // Everything but vector instructions (and the odd privileged or legacy one) is translated.
     assert!(other * 200 < insns, "more than 0.5% of non-vector instructions untranslated");
 }
+
+#[test]
+fn hash_loop_shape() {
+    // movzx ecx, byte [rdx]; add rdx, 1; xor rax, rcx; imul rax, rsi; cmp rdx, rdi; jne
+    let code = [0x0f, 0xb6, 0x0a, 0x48, 0x83, 0xc2, 0x01, 0x48, 0x31, 0xc8, 0x48, 0x0f, 0xaf, 0xc6, 0x48, 0x39, 0xfa, 0x75, 0xed];
+    let t = lower_text(&code, Ext::default());
+    let body: Vec<&String> = t.iter().take_while(|l| !l.starts_with("jal")).collect();
+    eprintln!("{body:#?}");
+    // The loop body before the branch: no helper call, and a handful of instructions per x86 one.
+    assert!(!has(&t, "jalr ra,0(ra)"));
+    assert!(body.len() <= 16, "{} instructions: {body:#?}", body.len());
+}
+
+#[test]
+fn lent_register_repairs_round_trip() {
+    use super::lower::{decode_fixup, encode_fixup};
+    use crate::cpu::Gpr;
+    assert_eq!(decode_fixup(encode_fixup([None, None])), [None, None]);
+    for a in Gpr::ALL {
+        assert_eq!(decode_fixup(encode_fixup([Some(a), None])), [Some((a as usize, 0)), None]);
+        for b in Gpr::ALL {
+            if b == Gpr::R15 || (a == Gpr::R15 && b == Gpr::R14) {
+                continue; // never lent as the second register (see borrow_for)
+            }
+            let w = encode_fixup([Some(a), Some(b)]);
+            assert_ne!(w, crate::fault::NO_FIXUP);
+            assert_eq!(decode_fixup(w), [Some((a as usize, 0)), Some((b as usize, 1))]);
+        }
+    }
+}

@@ -147,10 +147,10 @@ pub fn translate(block: &GuestBlock, limit: usize, split: bool, base: u64, ext: 
         l.temp_overflow = false;
         let lend = wide.contains(&n);
         let host_off = l.a.pos();
-        let lent = if lend { l.borrow_for(&gi.insn) } else { None };
+        let lent = if lend { l.borrow_for(&gi.insn) } else { [None, None] };
         l.pc_map.push(PcEntry {
             host_off,
-            fixup_reg: lent.map_or(NO_FIXUP, |g| g as u8),
+            fixup_reg: encode_fixup(lent),
             _pad: 0,
             fixup_slot: OFF_SCRATCH as u16,
             guest_pc: gi.insn.ip(),
@@ -204,6 +204,26 @@ pub fn translate(block: &GuestBlock, limit: usize, split: bool, base: u64, ext: 
         return Attempt::TooLarge;
     }
     Attempt::Done(l.a.bytes(), l.link_sites, l.pc_map)
+}
+
+/// The fault-map repair word for the registers lent to an instruction: [`NO_FIXUP`] for none,
+/// else the first one's index in the low nibble and, if a second was lent, its index + 1 in the
+/// high nibble; their values sit in `ctx.scratch[0]` and `ctx.scratch[1]`.
+pub fn encode_fixup(lent: [Option<Gpr>; 2]) -> u8 {
+    match lent {
+        [None, _] => NO_FIXUP,
+        [Some(a), None] => a as u8,
+        [Some(a), Some(b)] => a as u8 | (b as u8 + 1) << 4,
+    }
+}
+
+/// Inverse of [`encode_fixup`]: (guest register, `ctx.scratch` word) pairs to restore.
+pub fn decode_fixup(w: u8) -> [Option<(usize, usize)>; 2] {
+    if w == NO_FIXUP {
+        return [None, None];
+    }
+    let second = (w >> 4).checked_sub(1).map(|b| (usize::from(b), 1));
+    [Some((usize::from(w & 15), 0)), second]
 }
 
 /// Flags each instruction may leave unchanged although iced lists them as written: shifts and
@@ -317,9 +337,9 @@ impl Lower<'_> {
         self.temps_used = 0;
     }
 
-    /// Lend a guest register that `i` does not use to the scratch pool (one, so that a fault
-    /// map entry can name it for repair).
-    fn borrow_for(&mut self, i: &Instruction) -> Option<Gpr> {
+    /// Lend up to two guest registers that `i` does not use to the scratch pool, saved in
+    /// `ctx.scratch[0..2]` (see [`encode_fixup`] for how a fault map entry names them).
+    fn borrow_for(&mut self, i: &Instruction) -> [Option<Gpr>; 2] {
         let mut f = iced_x86::InstructionInfoFactory::new();
         let info = f.info(i);
         let used: Vec<Gpr> = info
@@ -327,11 +347,22 @@ impl Lower<'_> {
             .iter()
             .filter_map(|u| gpr_of(u.register()).map(|(g, _)| g))
             .collect();
-        let g = LENDERS.into_iter().find(|g| !used.contains(g))?;
-        let r = regs::guest(g);
-        self.a.sd(r, CTX, OFF_SCRATCH as i32);
-        self.borrowed.push(r);
-        Some(g)
+        let mut lent = [None, None];
+        for g in LENDERS {
+            let n = self.borrowed.len();
+            if n == 2 {
+                break;
+            }
+            // The second one must encode in a nibble as `index + 1` without making 0xff.
+            if used.contains(&g) || (n == 1 && (g == Gpr::R15 || (g == Gpr::R14 && lent[0] == Some(Gpr::R15)))) {
+                continue;
+            }
+            let r = regs::guest(g);
+            self.a.sd(r, CTX, (OFF_SCRATCH + 8 * n) as i32);
+            self.borrowed.push(r);
+            lent[n] = Some(g);
+        }
+        lent
     }
 
     fn give_back(&mut self) {

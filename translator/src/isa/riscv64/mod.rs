@@ -380,9 +380,8 @@ mod trampoline {
         for (n, r) in super::regs::GUEST.iter().enumerate() {
             ctx.cpu.gpr[n] = g[usize::from(r.0)];
         }
-        if f.fixup_reg != crate::fault::NO_FIXUP {
-            let word = (usize::from(f.fixup_slot) - crate::ctx::OFF_SCRATCH) / 8;
-            ctx.cpu.gpr[usize::from(f.fixup_reg & 15)] = ctx.scratch[word];
+        for (reg, word) in super::lower::decode_fixup(f.fixup_reg).into_iter().flatten() {
+            ctx.cpu.gpr[reg] = ctx.scratch[word];
         }
         ctx.backend[slot(OFF_SRC1)] = g[usize::from(super::regs::F_SRC1.0)];
         ctx.backend[slot(OFF_SRC2)] = g[usize::from(super::regs::F_SRC2.0)];
