@@ -530,7 +530,7 @@ impl Lower<'_> {
     fn shift_double(&mut self, i: &Instruction) -> LResult {
         let bits = op_bits(i, 0);
         if bits == 16 {
-            return Err(Unsupp);
+            return self.shift_double16(i);
         }
         let count = match i.op_kind(2) {
             iced_x86::OpKind::Immediate8 => Some(u32::from(i.immediate8()) & (bits - 1)),
@@ -601,6 +601,69 @@ impl Lower<'_> {
             self.a.bind(w);
         }
         self.write(dst, bits, r)
+    }
+
+    /// 16-bit shld/shrd. Counts above 16 are architecturally undefined; this follows the
+    /// model QEMU documents as Intel's: the 48-bit value dst:src:dst shifted (W below).
+    fn shift_double16(&mut self, i: &Instruction) -> LResult {
+        let count = match i.op_kind(2) {
+            iced_x86::OpKind::Immediate8 => Some(u32::from(i.immediate8()) & 31),
+            iced_x86::OpKind::Register => None,
+            _ => return Err(Unsupp),
+        };
+        if count == Some(0) {
+            return Ok(());
+        }
+        let left = i.mnemonic() == M::Shld;
+        let live = self.live() != 0 && (count.is_none() || self.flags_live(i));
+        if count.is_none() && live {
+            self.sync_kind();
+        }
+        let dst = self.loc(i, 0)?;
+        let a = self.read_zext(dst, 16);
+        let src = self.loc(i, 1)?;
+        let b = self.read_zext(src, 16);
+        let c = self.tmp();
+        match count {
+            Some(n) => self.a.li(c, u64::from(n)),
+            None => self.a.i(Op::Andi, c, regs::guest(Gpr::Rcx), 31),
+        }
+        let skip = self.a.label();
+        if count.is_none() {
+            self.a.b(Op::Beq, c, Reg::ZERO, skip);
+        }
+        // W = a << 32 | b << 16 | a
+        let w = self.tmp();
+        self.a.slli(w, a, 32);
+        self.a.slli(regs::T0, b, 16);
+        self.a.r(Op::Or, w, w, regs::T0);
+        self.a.r(Op::Or, w, w, a);
+        let r = self.tmp();
+        if left {
+            // r = W >> (32 - c)
+            self.a.li(regs::T0, 32);
+            self.a.r(Op::Sub, regs::T0, regs::T0, c);
+        } else {
+            self.a.mv(regs::T0, c);
+        }
+        self.a.r(Op::Srl, r, w, regs::T0);
+        self.a.zext(r, r, 16);
+        if live {
+            let kind = if left { Kind::Shld16 } else { Kind::Shrd16 };
+            self.a.mv(regs::F_SRC1, w);
+            self.a.mv(regs::F_SRC2, c);
+            self.a.mv(regs::F_RES, r);
+            self.a.li(regs::T0, kind.word(16));
+            self.a.sd(regs::T0, CTX, flags::OFF_KIND);
+            self.fs = if count.is_none() {
+                super::lower::FState::Unknown
+            } else {
+                super::lower::FState::Lazy { kind, bits: 16, synced: true }
+            };
+        }
+        self.write(dst, 16, r)?;
+        self.a.bind(skip);
+        Ok(())
     }
 
     fn mul(&mut self, i: &Instruction) -> LResult {

@@ -57,6 +57,10 @@ pub enum Kind {
     Mul = 11,
     /// `shrd`: CF as for SHR, OF = the sign changed.
     Shrd = 12,
+    /// 16-bit `shld`: src1 = the 48-bit dst:src:dst, src2 = count (1..32), res = result.
+    Shld16 = 13,
+    /// 16-bit `shrd`, as [`Kind::Shld16`].
+    Shrd16 = 14,
 }
 
 impl Kind {
@@ -74,6 +78,8 @@ impl Kind {
             10 => Kind::Sar,
             11 => Kind::Mul,
             12 => Kind::Shrd,
+            13 => Kind::Shld16,
+            14 => Kind::Shrd16,
             _ => return None,
         })
     }
@@ -140,6 +146,13 @@ pub fn compute(kind: u64, src1: u64, src2: u64, res: u64, aux: u64) -> Option<u6
         }
         Kind::Mul => {
             f |= bit(src1 & 1 != 0, fl::CF | fl::OF);
+        }
+        Kind::Shld16 | Kind::Shrd16 => {
+            // CF: the last bit shifted out of the 48-bit value; OF: the sign changed.
+            let c = (src2 & 31) as u32;
+            let cf = if op == Kind::Shld16 { (src1 >> (48 - c)) & 1 } else { (src1 >> (c - 1).min(47)) & 1 };
+            f |= bit(cf != 0, fl::CF);
+            f |= bit((a ^ r) & sign != 0, fl::OF);
         }
     }
     Some(f)
