@@ -42,7 +42,7 @@ pub fn is_sse(i: &Instruction) -> bool {
     // float-to-integer conversions from memory.
     if matches!(
         i.mnemonic(),
-        M::Ldmxcsr | M::Stmxcsr | M::Movnti | M::Cvttss2si | M::Cvtss2si | M::Cvttsd2si | M::Cvtsd2si
+        M::Ldmxcsr | M::Stmxcsr | M::Movnti | M::Cvttss2si | M::Cvtss2si | M::Cvttsd2si | M::Cvtsd2si | M::Crc32
     ) {
         return true;
     }
@@ -240,6 +240,20 @@ impl Lower<'_> {
                 self.sse_call(sse_ops::desc(i.code(), d, u64::from(s), 0));
                 Ok(())
             }
+            C::Crc32_r32_rm8 | C::Crc32_r32_rm16 | C::Crc32_r32_rm32 | C::Crc32_r64_rm8 | C::Crc32_r64_rm64 => {
+                // Stage the data and the running CRC; the result comes back zero-extended.
+                let (dbits, sbits) = (op_bits(i, 0), op_bits(i, 1));
+                let src = self.loc(i, 1)?;
+                let v = self.read_zext(src, sbits);
+                self.a.sd(v, CTX, stage_off(STAGE));
+                let dst = self.loc(i, 0)?;
+                let c = self.read(dst, 32);
+                self.a.sd(c, CTX, stage_off(STAGE + 1));
+                self.sse_call(sse_ops::desc(i.code(), 0, SRC_STAGED, 0));
+                let t = self.tmp();
+                self.a.i(Op::Lwu, t, CTX, stage_off(OUT));
+                self.write(dst, dbits, t)
+            }
             code if sse_fast::fast_code(code) => self.lower_fast(i),
             code if sse_ops::supports(code) => self.sse_helper(i),
             _ => Err(Unsupp),
@@ -402,7 +416,20 @@ impl Lower<'_> {
             }
             _ => return Err(Unsupp),
         };
-        let comi = matches!(i.mnemonic(), M::Comiss | M::Comisd | M::Ucomiss | M::Ucomisd | M::Ptest);
+        let comi = matches!(
+            i.mnemonic(),
+            M::Comiss
+                | M::Comisd
+                | M::Ucomiss
+                | M::Ucomisd
+                | M::Ptest
+                | M::Pcmpestri
+                | M::Pcmpestri64
+                | M::Pcmpestrm
+                | M::Pcmpestrm64
+                | M::Pcmpistri
+                | M::Pcmpistrm
+        );
         // Source: the last non-immediate operand (the destination itself for `op xmm, imm8`).
         let src = if srcs < 2 {
             u64::from(dst_x)

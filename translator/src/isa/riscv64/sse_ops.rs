@@ -54,7 +54,7 @@ pub fn desc(code: Code, dst: u32, src: u64, imm: u8) -> u64 {
 
 /// Whether [`apply`] implements `code`.
 pub fn supports(code: Code) -> bool {
-    let mut st = State { a: 0, b: 0, x0: 0, staged: false, imm: 0, mxcsr: 0x1f80, rflags: 0, out: None, res: None };
+    let mut st = State::new(0, 0, 0, 0x1f80);
     apply(code, &mut st).is_some()
 }
 
@@ -80,6 +80,35 @@ pub struct State {
     pub out: Option<u64>,
     /// XMM result (written to the destination).
     pub res: Option<u128>,
+    /// RAX and RDX (the explicit lengths of PCMPESTR*).
+    pub rax: u64,
+    /// See `rax`.
+    pub rdx: u64,
+    /// New RCX (PCMP*STRI's index).
+    pub rcx: Option<u64>,
+    /// New XMM0 (PCMP*STRM's mask).
+    pub xmm0: Option<u128>,
+}
+
+impl State {
+    /// Inputs `a` (destination), `b` (source), `imm`, `mxcsr`; everything else clear.
+    pub fn new(a: u128, b: u128, imm: u8, mxcsr: u32) -> State {
+        State {
+            a,
+            b,
+            x0: 0,
+            staged: false,
+            imm,
+            mxcsr,
+            rflags: fl::FIXED1,
+            out: None,
+            res: None,
+            rax: 0,
+            rdx: 0,
+            rcx: None,
+            xmm0: None,
+        }
+    }
 }
 
 /// The SSE helper generated code calls.
@@ -108,17 +137,12 @@ pub unsafe extern "C" fn rv_sse_op(ctx: *mut ThreadCtx, d: u64) {
         return;
     }
     let b = if src < 16 { x(c.cpu.xmm[src]) } else { x([c.scratch[STAGE], c.scratch[STAGE + 1]]) };
-    let mut st = State {
-        a: x(c.cpu.xmm[dst]),
-        b,
-        x0: x(c.cpu.xmm[0]),
-        staged: src >= 16,
-        imm: (d >> 26) as u8,
-        mxcsr: c.cpu.mxcsr,
-        rflags: c.cpu.rflags,
-        out: None,
-        res: None,
-    };
+    let mut st = State::new(x(c.cpu.xmm[dst]), b, (d >> 26) as u8, c.cpu.mxcsr);
+    st.x0 = x(c.cpu.xmm[0]);
+    st.staged = src >= 16;
+    st.rflags = c.cpu.rflags;
+    st.rax = c.cpu.gpr[crate::cpu::Gpr::Rax as usize];
+    st.rdx = c.cpu.gpr[crate::cpu::Gpr::Rdx as usize];
     if apply(code, &mut st).is_none() {
         return;
     }
@@ -129,6 +153,13 @@ pub unsafe extern "C" fn rv_sse_op(ctx: *mut ThreadCtx, d: u64) {
     }
     if let Some(v) = st.out {
         c.scratch[OUT] = v;
+    }
+    // The caller reloads the caller-saved guests (RCX among them) from the context.
+    if let Some(v) = st.rcx {
+        c.cpu.gpr[crate::cpu::Gpr::Rcx as usize] = v;
+    }
+    if let Some(v) = st.xmm0 {
+        c.cpu.xmm[0] = [v as u64, (v >> 64) as u64];
     }
 }
 
@@ -644,6 +675,101 @@ fn recip(x: u32, sqrt: bool) -> u32 {
     r.to_bits()
 }
 
+/// PCMPESTRI/PCMPESTRM/PCMPISTRI/PCMPISTRM (SDM vol. 2, 4.1): the comparison matrix reduced per
+/// the immediate's aggregation and polarity, then an index into RCX or a mask into XMM0, and
+/// CF/ZF/SF/OF as the SDM defines them (AF and PF clear).
+fn pcmpstr(st: &mut State, explicit: bool, index: bool, wide_len: bool) {
+    let imm = u32::from(st.imm);
+    let words = imm & 1 != 0;
+    let signed = imm & 2 != 0;
+    let (bits, n) = if words { (16, 8u32) } else { (8, 16u32) };
+    let el = |v: u128, k: u32| if signed { slane(v, bits, k) } else { lane(v, bits, k) as i64 };
+    let (a, b) = (st.a, st.b);
+    let len = |r: u64, v: u128| -> u32 {
+        if explicit {
+            let x = if wide_len { r as i64 } else { i64::from(r as u32 as i32) };
+            x.unsigned_abs().min(u64::from(n)) as u32
+        } else {
+            (0..n).find(|&k| lane(v, bits, k) == 0).unwrap_or(n)
+        }
+    };
+    let (la, lb) = (len(st.rax, a), len(st.rdx, b));
+    let mut r1 = 0u32;
+    for i in 0..n {
+        let hit = match (imm >> 2) & 3 {
+            // Equal any.
+            0 => i < lb && (0..la).any(|j| el(a, j) == el(b, i)),
+            // Ranges: pairs (lo, hi) of the first source.
+            1 => i < lb && (0..la / 2).any(|p| el(a, 2 * p) <= el(b, i) && el(b, i) <= el(a, 2 * p + 1)),
+            // Equal each.
+            2 => match (i < la, i < lb) {
+                (true, true) => el(a, i) == el(b, i),
+                (false, false) => true,
+                _ => false,
+            },
+            // Equal ordered: the first source as a substring starting at i.
+            _ => (0..n - i).all(|k| {
+                if k >= la {
+                    true
+                } else if i + k >= lb {
+                    false
+                } else {
+                    el(a, k) == el(b, i + k)
+                }
+            }),
+        };
+        if hit {
+            r1 |= 1 << i;
+        }
+    }
+    let all = (1u32 << n) - 1;
+    let valid = (1u32 << lb) - 1;
+    let r2 = match (imm >> 4) & 3 {
+        1 => !r1 & all,
+        3 => r1 ^ valid,
+        _ => r1,
+    };
+    if index {
+        let k = if r2 == 0 {
+            n
+        } else if imm & 0x40 != 0 {
+            31 - r2.leading_zeros()
+        } else {
+            r2.trailing_zeros()
+        };
+        st.rcx = Some(u64::from(k));
+    } else if imm & 0x40 != 0 {
+        st.xmm0 = Some(build(bits, |k| if (r2 >> k) & 1 != 0 { u64::MAX } else { 0 }));
+    } else {
+        st.xmm0 = Some(u128::from(r2));
+    }
+    let mut f = st.rflags & !fl::STATUS;
+    if r2 != 0 {
+        f |= fl::CF;
+    }
+    if lb < n {
+        f |= fl::ZF;
+    }
+    if la < n {
+        f |= fl::SF;
+    }
+    if r2 & 1 != 0 {
+        f |= fl::OF;
+    }
+    st.rflags = f;
+}
+
+/// CRC32 (the Castagnoli polynomial, bit-reflected) of the `bytes` low bytes of `data` onto `crc`.
+pub fn crc32c(mut crc: u32, data: u64, bytes: u32) -> u32 {
+    for k in 0..bytes {
+        crc ^= u32::from((data >> (8 * k)) as u8);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0x82f6_3b78 } else { crc >> 1 };
+        }
+    }
+    crc
+}
+
 // ---- the instruction table ----
 
 /// Per-lane float operation over the lanes `lanes` (1 = scalar) of `fmt`; upper lanes of
@@ -1045,6 +1171,23 @@ pub fn apply(code: Code, st: &mut State) -> Option<()> {
             let i = u32::from(st.imm);
             let (oa, ob) = (4 * ((i >> 2) & 1), 4 * (i & 3));
             build(16, |k| (0..4).map(|j| lane(a, 8, oa + k + j).abs_diff(lane(b, 8, ob + j))).sum())
+        }
+        M::Pcmpestri | M::Pcmpestri64 | M::Pcmpestrm | M::Pcmpestrm64 | M::Pcmpistri | M::Pcmpistrm => {
+            let explicit = matches!(op, M::Pcmpestri | M::Pcmpestri64 | M::Pcmpestrm | M::Pcmpestrm64);
+            let index = matches!(op, M::Pcmpestri | M::Pcmpestri64 | M::Pcmpistri);
+            pcmpstr(st, explicit, index, matches!(op, M::Pcmpestri64 | M::Pcmpestrm64));
+            return Some(());
+        }
+        M::Crc32 => {
+            // Staged: the data in the low word, the running CRC in the high one.
+            let bytes = match code {
+                Code::Crc32_r32_rm8 | Code::Crc32_r64_rm8 => 1,
+                Code::Crc32_r32_rm16 => 2,
+                Code::Crc32_r32_rm32 => 4,
+                _ => 8,
+            };
+            st.out = Some(u64::from(crc32c((b >> 64) as u32, b as u64, bytes)));
+            return Some(());
         }
         M::Movhlps => (a & !mask(64)) | (b >> 64),
         M::Movlhps => (a & mask(64)) | (b << 64),

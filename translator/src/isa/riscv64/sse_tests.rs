@@ -12,7 +12,7 @@ use super::sse_ops::{self, apply, f2i, i2f, mx, State, F32, F64};
 use crate::cpu::flags as fl;
 
 fn st(a: u128, b: u128, imm: u8, mxcsr: u32) -> State {
-    State { a, b, x0: 0, staged: false, imm, mxcsr, rflags: fl::FIXED1, out: None, res: None }
+    State::new(a, b, imm, mxcsr)
 }
 
 fn run(code: Code, a: u128, b: u128, imm: u8) -> State {
@@ -150,7 +150,7 @@ fn ptest_sets_zf_and_cf_only() {
 
 #[test]
 fn unsupported_codes_are_refused() {
-    assert!(!sse_ops::supports(Code::Pcmpestri_xmm_xmmm128_imm8));
+    assert!(!sse_ops::supports(Code::Aesenc_xmm_xmmm128));
     assert!(!sse_ops::supports(Code::Add_rm64_r64));
     assert!(sse_ops::supports(Code::Addsd_xmm_xmmm64));
     assert!(sse_ops::supports(Code::Cvttsd2si_r64_xmmm64));
@@ -201,6 +201,89 @@ fn integer_lanes_match_the_host_cpu() {
         for (code, want) in cases {
             let b = if code == Code::Psraw_xmm_xmmm128 { b & 0x1f } else { b };
             assert_eq!(run(code, a, b, 0).res, Some(want), "{code:?} {a:#x} {b:#x}");
+        }
+    }
+}
+
+/// PCMPxSTRx and CRC32 against the host CPU (x86_64 hosts with SSE4.2).
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn string_compares_and_crc32_match_the_host_cpu() {
+    use core::arch::x86_64::*;
+    if !std::is_x86_feature_detected!("sse4.2") {
+        return;
+    }
+    #[target_feature(enable = "sse4.2")]
+    fn native<const IMM: i32>(a: u128, b: u128, la: i32, lb: i32) -> [u64; 6] {
+        // SAFETY: both types are 16 plain bytes.
+        let (x, y) = unsafe { (core::mem::transmute::<u128, __m128i>(a), core::mem::transmute::<u128, __m128i>(b)) };
+        let bit = |c: i32, f: u64| if c != 0 { f } else { 0 };
+        let flags = bit(_mm_cmpistrc::<IMM>(x, y), fl::CF)
+            | bit(_mm_cmpistrz::<IMM>(x, y), fl::ZF)
+            | bit(_mm_cmpistrs::<IMM>(x, y), fl::SF)
+            | bit(_mm_cmpistro::<IMM>(x, y), fl::OF);
+        let eflags = bit(_mm_cmpestrc::<IMM>(x, la, y, lb), fl::CF)
+            | bit(_mm_cmpestrz::<IMM>(x, la, y, lb), fl::ZF)
+            | bit(_mm_cmpestrs::<IMM>(x, la, y, lb), fl::SF)
+            | bit(_mm_cmpestro::<IMM>(x, la, y, lb), fl::OF);
+        // SAFETY: as above.
+        let m = unsafe { core::mem::transmute::<__m128i, u128>(_mm_cmpistrm::<IMM>(x, y)) };
+        // SAFETY: as above.
+        let em = unsafe { core::mem::transmute::<__m128i, u128>(_mm_cmpestrm::<IMM>(x, la, y, lb)) };
+        [_mm_cmpistri::<IMM>(x, y) as u64, flags, m as u64 ^ ((m >> 64) as u64).wrapping_mul(3), _mm_cmpestri::<IMM>(x, la, y, lb) as u64, eflags, em as u64 ^ ((em >> 64) as u64).wrapping_mul(3)]
+    }
+    fn ours(imm: u8, a: u128, b: u128, la: i32, lb: i32) -> [u64; 6] {
+        let mut out = [0u64; 6];
+        for (k, code) in [Code::Pcmpistri_xmm_xmmm128_imm8, Code::Pcmpestri_xmm_xmmm128_imm8].into_iter().enumerate() {
+            let mut s = st(a, b, imm, 0x1f80);
+            s.rax = la as u32 as u64;
+            s.rdx = lb as u32 as u64;
+            apply(code, &mut s).unwrap();
+            out[3 * k] = s.rcx.unwrap();
+            out[3 * k + 1] = s.rflags & fl::STATUS;
+            let m = if k == 0 { Code::Pcmpistrm_xmm_xmmm128_imm8 } else { Code::Pcmpestrm_xmm_xmmm128_imm8 };
+            let mut s = st(a, b, imm, 0x1f80);
+            s.rax = la as u32 as u64;
+            s.rdx = lb as u32 as u64;
+            apply(m, &mut s).unwrap();
+            let v = s.xmm0.unwrap();
+            out[3 * k + 2] = v as u64 ^ ((v >> 64) as u64).wrapping_mul(3);
+        }
+        out
+    }
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for _ in 0..3000 {
+        // Few distinct byte values so matches, ranges and terminators all occur.
+        let mut v = || {
+            let mut r = 0u128;
+            for k in 0..16 {
+                let c = [0u8, b'a', b'b', b'c', 0x80, 0xff, b'a', b'b'][(next() % 8) as usize];
+                r |= u128::from(c) << (8 * k);
+            }
+            r
+        };
+        let (a, b) = (v(), v());
+        let (la, lb) = ((next() % 40) as i32 - 20, (next() % 40) as i32 - 20);
+        macro_rules! check {
+            ($($imm:literal)*) => {$(
+                // SAFETY: SSE4.2 was detected above.
+                let want = unsafe { native::<$imm>(a, b, la, lb) };
+                assert_eq!(ours($imm, a, b, la, lb), want, "imm {:#x} a {a:#x} b {b:#x} la {la} lb {lb}", $imm);
+            )*};
+        }
+        check!(0x00 0x01 0x02 0x03 0x04 0x05 0x06 0x08 0x09 0x0c 0x0d 0x0e 0x10 0x1a 0x30 0x3a 0x40 0x44 0x48 0x4c 0x70 0x7c);
+        let (c, d) = (next() as u32, next());
+        // SAFETY: as above.
+        unsafe {
+            assert_eq!(sse_ops::crc32c(c, d, 1), _mm_crc32_u8(c, d as u8));
+            assert_eq!(sse_ops::crc32c(c, d, 2), _mm_crc32_u16(c, d as u16));
+            assert_eq!(sse_ops::crc32c(c, d, 8), _mm_crc32_u64(u64::from(c), d) as u32);
         }
     }
 }
