@@ -24,6 +24,11 @@ impl DebugFlags {
     pub const SIGNALS: u32 = 4;
     /// Block translation (target `translator`).
     pub const TRANSLATE: u32 = 8;
+    /// Host libraries and manifests (target `ldnc::bridge`).
+    pub const BRIDGE: u32 = 16;
+    /// Write `/tmp/perf-PID.map` so `perf report` names translated blocks by guest address (no
+    /// log target).
+    pub const PERFMAP: u32 = 32;
 
     /// Parse a comma list; unknown words are returned for a warning.
     pub fn parse(s: &str) -> (DebugFlags, Vec<String>) {
@@ -35,7 +40,9 @@ impl DebugFlags {
                 "syscalls" | "syscall" => Self::SYSCALLS,
                 "signals" | "signal" => Self::SIGNALS,
                 "translate" | "translator" => Self::TRANSLATE,
-                "all" => !0,
+                "bridge" => Self::BRIDGE,
+                "perfmap" => Self::PERFMAP,
+                "all" => !Self::PERFMAP,
                 _ => {
                     unknown.push(w.to_string());
                     0
@@ -55,6 +62,8 @@ impl DebugFlags {
             Self::SIGNALS
         } else if target.starts_with("translator") {
             Self::TRANSLATE
+        } else if target.starts_with("ldnc::bridge") {
+            Self::BRIDGE
         } else {
             return false;
         };
@@ -143,7 +152,10 @@ impl fmt::Display for CliError {
 /// Usage text.
 pub const USAGE: &str = "usage: ld-nc [--argv0 NAME] [--] PROG [ARGS...]\n\
     runs the static x86_64 Linux program PROG\n\
-    environment: LDNC_DEBUG=load,syscalls,signals,translate,all";
+    \x20      ld-nc --check-manifest [--host-lib PATH] MANIFEST...\n\
+    checks bridge manifests against the host libraries' real exports\n\
+    environment: LDNC_DEBUG=load,syscalls,signals,translate,bridge,all (and perfmap)\n\
+    \x20            LDNC_HOST_LIBRARY_PATH=DIR:DIR (host libraries searched first)";
 
 /// Parse ld-nc's own arguments (without argv[0]) and the environment knobs.
 pub fn parse<I: IntoIterator<Item = OsString>>(

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod elf;
+pub mod hostlib;
 pub mod mem;
 pub mod process;
 pub mod run;

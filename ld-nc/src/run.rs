@@ -163,9 +163,14 @@ pub fn setup(cfg: &Config, env: Vec<(OsString, OsString)>) -> Result<Guest, Stri
 }
 
 /// Run the guest until it exits; returns its exit status.
-pub fn run<B: Backend + 'static>(guest: &mut Guest) -> Result<i32, String> {
+pub fn run<B: Backend + 'static>(guest: &mut Guest, debug: crate::config::DebugFlags) -> Result<i32, String> {
     let mut tr = Translator::<B>::new(Box::new(MapSource(guest.proc.mem.clone())))
         .map_err(|e| e.to_string())?;
+    if debug.0 & crate::config::DebugFlags::PERFMAP != 0 {
+        if let Err(e) = tr.enable_perf_map() {
+            log::warn!(target: "translator", "cannot write the perf map: {e}");
+        }
+    }
     crate::smc::install_fault_map(tr.fault_map());
     crate::smc::install(tr.smc())?;
     Ok(run_loop(&mut tr, &mut guest.ctx, &mut guest.proc))
@@ -271,6 +276,12 @@ pub fn main<B: Backend + 'static>() -> ! {
     let secure = crate::config::at_secure();
     let env_debug = if secure { None } else { std::env::var("LDNC_DEBUG").ok() };
     let wrapper = if secure { None } else { std::env::var("LDNC_EXEC_WRAPPER").ok() };
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if args.first().is_some_and(|a| a == "--check-manifest") {
+        let extra = if secure { None } else { std::env::var("LDNC_HOST_LIBRARY_PATH").ok() };
+        crate::config::init_logger(crate::config::DebugFlags::parse(env_debug.as_deref().unwrap_or("")).0);
+        std::process::exit(crate::hostlib::check_main(&args[1..], extra.as_deref()));
+    }
     let cfg = match crate::config::parse(std::env::args_os().skip(1), env_debug.as_deref(), secure) {
         Ok(c) => c.with_exec_wrapper(wrapper.as_deref(), secure),
         Err(e @ (crate::config::CliError::Help | crate::config::CliError::Version)) => {
@@ -290,7 +301,7 @@ pub fn main<B: Backend + 'static>() -> ! {
             std::process::exit(127)
         }
     };
-    match run::<B>(&mut guest) {
+    match run::<B>(&mut guest, cfg.debug) {
         Ok(code) => {
             // SAFETY: _exit ends the process without running host atexit handlers; the guest
             // wrote its own output with raw syscalls.
