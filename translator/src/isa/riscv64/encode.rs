@@ -228,7 +228,7 @@ opcodes! {
     CzeroNez = (R, OP_OP, 7, 0x07, "czero.nez");
 }
 
-/// Whether `v` fits a signed 12-bit immediate (I and S formats: bits [31:20] or [31:25|11:7]).
+/// Whether `v` fits a signed 12-bit immediate (I and S formats: bits `[31:20]` or `[31:25|11:7]`).
 pub const fn fits_i12(v: i64) -> bool {
     v >= -2048 && v <= 2047
 }
@@ -328,7 +328,7 @@ pub fn enc_b(op: Op, rs1: Reg, rs2: Reg, off: i32) -> u32 {
         | opc
 }
 
-/// U-type; `imm20` is the 20-bit value placed in bits [31:12] of the result (any i32 value's low
+/// U-type; `imm20` is the 20-bit value placed in bits `[31:12]` of the result (any i32 value's low
 /// 20 bits; the result is sign-extended from bit 31 on RV64).
 /// ```text
 ///  31                 12 11   7 6      0

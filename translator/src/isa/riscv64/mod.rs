@@ -5,7 +5,11 @@
 //! Layout: `encode.rs` (formats and opcodes), `disasm.rs` (the printer tests use), `asm.rs` (the
 //! code buffer), `regs.rs` (the register map), `flags.rs` (lazy flags), `lower.rs` (block driver,
 //! operands, exits), `cond.rs` (conditions), `alu.rs` (arithmetic), `ctl.rs` (moves, stack,
-//! control flow, strings, atomics).
+//! control flow, strings, atomics). `sse*.rs` and `x87*.rs` (SSE and x87 lowering) belong to
+//! their own owners and plug into `Lower::insn` through one dispatch arm each.
+//!
+//! Faults: every block reports where each guest instruction's code starts (`take_pc_map`), and
+//! [`redirect_fault`] (riscv64 hosts) rebuilds the guest state from a host signal context.
 //!
 //! Encoding and translation are pure and compile on every host (their tests run natively); only
 //! [`Riscv64Backend::enter`] needs a riscv64 host.
