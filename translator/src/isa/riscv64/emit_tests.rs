@@ -326,8 +326,9 @@ fn zba_and_zbb_are_used_when_present() {
 
 #[test]
 fn untranslated_instruction_ends_the_block_with_an_exit() {
-    // inc rax; fld1: the block is cut before fld1 with an UNSUPPORTED (7) exit.
-    let t = lower_text(&[0x48, 0xff, 0xc0, 0xd9, 0xe8], Ext::default());
+    // inc rax; in al, dx (port I/O, not translated): the block is cut before it with an
+    // UNSUPPORTED (7) exit.
+    let t = lower_text(&[0x48, 0xff, 0xc0, 0xec], Ext::default());
     // The increment lands in the flag result register (its flags are live out), then in RAX.
     assert!(has(&t, "addi s0,a6,1"), "{t:#?}");
     assert!(has(&t, "addi a6,s0,0"), "{t:#?}");

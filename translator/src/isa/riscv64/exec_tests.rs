@@ -199,8 +199,8 @@ fn exits_report_the_right_rip() {
     let (e, ctx) = g.run(&[], 0);
     assert_eq!(e, Exit::Privileged);
     assert_eq!(ctx.cpu.rip, g.code_addr());
-    // An x87 instruction is not translated: UNSUPPORTED at its address, after the nop ran.
-    let mut g = Guest::new(&[0x48, 0xff, 0xc0, 0xd9, 0xe8]); // inc rax; fld1
+    // Port I/O is not translated: UNSUPPORTED at its address, after the inc ran.
+    let mut g = Guest::new(&[0x48, 0xff, 0xc0, 0xec]); // inc rax; in al, dx
     let (e, ctx) = g.run(&[], 0);
     assert!(matches!(e, Exit::Unsupported(ref u) if u.pc == g.code_addr() + 3), "{e:?}");
     assert_eq!(ctx.cpu.get(Rax), 1);
