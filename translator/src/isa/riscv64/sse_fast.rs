@@ -259,19 +259,25 @@ impl Lower<'_> {
 
     /// CVTTSD2SI/CVTTSS2SI (truncating): in-range, normal operands on the host FPU.
     pub(super) fn fast_cvtt(&mut self, i: &Instruction) -> LResult {
-        let d64 = i.mnemonic() == M::Cvttsd2si;
+        let d64 = matches!(i.mnemonic(), M::Cvttsd2si | M::Cvtsd2si);
+        let truncate = matches!(i.mnemonic(), M::Cvttsd2si | M::Cvttss2si);
         let obits = op_bits(i, 0);
         let dst = self.loc(i, 0)?;
         let s = self.xop(i, 1)?;
         let (slow, done) = (self.a.label(), self.a.label());
         let (tb, t, u, w) = (self.tmp(), self.tmp(), self.tmp(), self.tmp());
         self.load_scalar(tb, s, if d64 { 64 } else { 32 });
+        if !truncate {
+            // CVTSD2SI rounds per MXCSR: only the default (nearest) is expanded.
+            self.branch_unless_default_mxcsr(t, slow);
+        }
         self.fmv_to_f(d64, FT1, tb);
         self.branch_if_special(d64, FT1, t, slow);
         self.clear_fflags();
         // fcvt.{w,l}.{d,s}: funct7 0x61 / 0x60, rs2 0 (w) or 2 (l); NV means out of range.
         let rs2 = if obits == 64 { 2 } else { 0 };
-        self.fp_word(enc_fp(if d64 { 0x61 } else { 0x60 }, rs2, 1, RTZ, u32::from(w.0)));
+        let rm = if truncate { RTZ } else { RNE };
+        self.fp_word(enc_fp(if d64 { 0x61 } else { 0x60 }, rs2, 1, rm, u32::from(w.0)));
         self.read_fflags(t);
         self.a.i(Op::Andi, u, t, 0x10);
         self.a.b(Op::Bne, u, Reg::ZERO, slow);
@@ -284,6 +290,81 @@ impl Lower<'_> {
         let r = self.tmp();
         self.a.ld(r, CTX, stage_off(sse_ops::OUT));
         self.write(dst, obits, r)?;
+        self.a.bind(done);
+        Ok(())
+    }
+
+    /// SQRTSD/SQRTSS, CVTSS2SD and CVTSD2SS: one source lane into the destination's low lane.
+    pub(super) fn fast_scalar_unary(&mut self, i: &Instruction) -> LResult {
+        // (source is double, result is double, funct7, rs2, needs the default MXCSR)
+        let (sd, rd, f7, rs2, rounds) = match i.mnemonic() {
+            M::Sqrtsd => (true, true, 0x2d, 0, true),
+            M::Sqrtss => (false, false, 0x2c, 0, true),
+            M::Cvtss2sd => (false, true, 0x21, 0, false),
+            _ => (true, false, 0x20, 1, true),
+        };
+        let d = self.xreg(i, 0)?;
+        let s = self.xop(i, 1)?;
+        let (slow, done) = (self.a.label(), self.a.label());
+        let (tb, t, u, w) = (self.tmp(), self.tmp(), self.tmp(), self.tmp());
+        self.load_scalar(tb, s, if sd { 64 } else { 32 });
+        if rounds {
+            self.branch_unless_default_mxcsr(t, slow);
+        }
+        self.fmv_to_f(sd, FT1, tb);
+        self.branch_if_special(sd, FT1, t, slow);
+        self.clear_fflags();
+        self.fp_word(enc_fp(f7, rs2, 1, RNE, 0));
+        self.read_fflags(t);
+        // NV: the square root of a negative number.
+        self.a.i(Op::Andi, u, t, 0x10);
+        self.a.b(Op::Bne, u, Reg::ZERO, slow);
+        self.fmv_to_x(rd, u, FT0);
+        if rd {
+            self.a.sd(u, CTX, xoff(d, 0));
+        } else {
+            self.a.s(Op::Sw, u, CTX, xoff(d, 0));
+        }
+        self.merge_fflags(t, u, w);
+        self.a.j(done);
+        self.a.bind(slow);
+        let src = if let X::Xmm(x) = s { Some(x) } else { None };
+        self.slow_call(i.code(), d, src, tb);
+        self.a.bind(done);
+        Ok(())
+    }
+
+    /// MINSD/MAXSD/MINSS/MAXSS on ordered, normal operands: the first operand if strictly
+    /// less (greater), else the second — x86's rule, which also settles ±0.
+    pub(super) fn fast_minmax(&mut self, i: &Instruction) -> LResult {
+        let d64 = matches!(i.mnemonic(), M::Minsd | M::Maxsd);
+        let max = matches!(i.mnemonic(), M::Maxsd | M::Maxss);
+        let bits = if d64 { 64 } else { 32 };
+        let d = self.xreg(i, 0)?;
+        let s = self.xop(i, 1)?;
+        let (slow, done, keep_b) = (self.a.label(), self.a.label(), self.a.label());
+        let (ta, tb, t) = (self.tmp(), self.tmp(), self.tmp());
+        self.load_scalar(ta, X::Xmm(d), bits);
+        self.load_scalar(tb, s, bits);
+        self.fmv_to_f(d64, FT0, ta);
+        self.fmv_to_f(d64, FT1, tb);
+        self.branch_if_special(d64, FT0, t, slow);
+        self.branch_if_special(d64, FT1, t, slow);
+        let (x, y) = if max { (1, 0) } else { (0, 1) };
+        // flt.{d,s} t, x, y
+        self.fp_word(enc_fp(if d64 { 0x51 } else { 0x50 }, y, x, 1, u32::from(t.0)));
+        self.a.b(Op::Beq, t, Reg::ZERO, keep_b);
+        self.a.mv(tb, ta);
+        self.a.bind(keep_b);
+        if d64 {
+            self.a.sd(tb, CTX, xoff(d, 0));
+        } else {
+            self.a.s(Op::Sw, tb, CTX, xoff(d, 0));
+        }
+        self.a.j(done);
+        self.a.bind(slow);
+        let src = if let X::Xmm(x) = s { Some(x) } else { None };
+        self.slow_call(i.code(), d, src, tb);
         self.a.bind(done);
         Ok(())
     }
@@ -540,6 +621,18 @@ pub fn fast_code(code: Code) -> bool {
             | C::Cvttsd2si_r64_xmmm64
             | C::Cvttss2si_r32_xmmm32
             | C::Cvttss2si_r64_xmmm32
+            | C::Cvtsd2si_r32_xmmm64
+            | C::Cvtsd2si_r64_xmmm64
+            | C::Cvtss2si_r32_xmmm32
+            | C::Cvtss2si_r64_xmmm32
+            | C::Sqrtsd_xmm_xmmm64
+            | C::Sqrtss_xmm_xmmm32
+            | C::Cvtss2sd_xmm_xmmm32
+            | C::Cvtsd2ss_xmm_xmmm64
+            | C::Minsd_xmm_xmmm64
+            | C::Maxsd_xmm_xmmm64
+            | C::Minss_xmm_xmmm32
+            | C::Maxss_xmm_xmmm32
             | C::Paddb_xmm_xmmm128
             | C::Paddw_xmm_xmmm128
             | C::Paddd_xmm_xmmm128
@@ -575,9 +668,18 @@ impl Lower<'_> {
             C::Cvtsi2sd_xmm_rm32 | C::Cvtsi2sd_xmm_rm64 | C::Cvtsi2ss_xmm_rm32 | C::Cvtsi2ss_xmm_rm64 => {
                 self.fast_cvtsi2f(i)
             }
-            C::Cvttsd2si_r32_xmmm64 | C::Cvttsd2si_r64_xmmm64 | C::Cvttss2si_r32_xmmm32 | C::Cvttss2si_r64_xmmm32 => {
-                self.fast_cvtt(i)
+            C::Cvttsd2si_r32_xmmm64
+            | C::Cvttsd2si_r64_xmmm64
+            | C::Cvttss2si_r32_xmmm32
+            | C::Cvttss2si_r64_xmmm32
+            | C::Cvtsd2si_r32_xmmm64
+            | C::Cvtsd2si_r64_xmmm64
+            | C::Cvtss2si_r32_xmmm32
+            | C::Cvtss2si_r64_xmmm32 => self.fast_cvtt(i),
+            C::Sqrtsd_xmm_xmmm64 | C::Sqrtss_xmm_xmmm32 | C::Cvtss2sd_xmm_xmmm32 | C::Cvtsd2ss_xmm_xmmm64 => {
+                self.fast_scalar_unary(i)
             }
+            C::Minsd_xmm_xmmm64 | C::Maxsd_xmm_xmmm64 | C::Minss_xmm_xmmm32 | C::Maxss_xmm_xmmm32 => self.fast_minmax(i),
             C::Paddb_xmm_xmmm128 => self.swar_addsub(i, 8, false),
             C::Paddw_xmm_xmmm128 => self.swar_addsub(i, 16, false),
             C::Paddd_xmm_xmmm128 => self.swar_addsub(i, 32, false),
