@@ -1,16 +1,22 @@
 //! SSE/SSE2 lowering for the riscv64 backend — owned by the SSE helper (another session); rv:
 //! please don't implement SSE elsewhere.
 //!
-//! The XMM registers stay in `ctx.cpu.xmm` (two 64-bit halves each, addressed from the context
-//! register), and MXCSR in `ctx.cpu.mxcsr`; every instruction loads what it reads and stores what
-//! it writes, so the state is always exact in memory and exits need no extra work.
+//! Covers SSE, SSE2, SSE3, SSSE3, SSE4.1 and SSE4.2 (legacy encodings; VEX/EVEX forms and MMX
+//! registers are refused, so the block is cut before them). The XMM registers stay in
+//! `ctx.cpu.xmm` (two 64-bit halves each, addressed from the context register), and MXCSR in
+//! `ctx.cpu.mxcsr`; every instruction loads what it reads and stores what it writes, so the state
+//! is always exact in memory and exits need no extra work.
 //!
-//! Moves, bitwise logic, quadword add/subtract and the byte compare/mask pair string functions
-//! live on (`pcmpeqb`, `pmovmskb`) are expanded inline on the two 64-bit halves. Everything else
-//! (shuffles, packs, narrow or saturating lanes, all floating point) calls [`sse_ops::rv_sse_op`],
-//! which implements the SDM's semantics in Rust: generated code stages a memory or
-//! general-register source in `ctx.scratch`, passes a descriptor, and picks up a
-//! general-register result or exact flags afterwards.
+//! Three tiers:
+//! - here, inline: moves of every width and their zeroing/merging rules, bitwise logic,
+//!   quadword add/subtract, the `pcmpeqb`/`pmovmskb` pair string functions live on, MXCSR access;
+//! - `sse_fast.rs`, inline: SWAR forms of the hot narrow-lane integer operations and shuffles, and
+//!   host-FPU fast paths for scalar float arithmetic, compares and conversions that fall back to
+//!   the helper whenever x86 and RISC-V could differ (NaN or denormal operands, invalid
+//!   operations, a non-default MXCSR);
+//! - `sse_ops.rs`, a helper call: everything else, with the SDM's semantics written in Rust.
+//!   Generated code stages a memory or general-register source in `ctx.scratch`, passes a
+//!   descriptor, and picks up a general-register result or exact flags afterwards.
 
 use iced_x86::{Code, EncodingKind, Instruction, Mnemonic as M, OpKind, Register};
 

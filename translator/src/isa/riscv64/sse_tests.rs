@@ -512,6 +512,48 @@ mod exec {
     }
 
     #[test]
+    fn fast_paths_and_their_fallbacks_agree_with_the_sdm() {
+        // Default MXCSR: the host-FPU expansions run; odd operands take the helper.
+        let d = |x: f64| u128::from(x.to_bits());
+        let ctx = exec(
+            &[
+                i2(Code::Divsd_xmm_xmmm64, Register::XMM0, Register::XMM1),
+                i2(Code::Mulsd_xmm_xmmm64, Register::XMM2, Register::XMM3),
+                i2(Code::Sqrtsd_xmm_xmmm64, Register::XMM4, Register::XMM5),
+                i2(Code::Maxsd_xmm_xmmm64, Register::XMM6, Register::XMM7),
+                i2(Code::Cvttsd2si_r32_xmmm64, Register::EAX, Register::XMM8),
+                i2(Code::Cvtsd2si_r64_xmmm64, Register::RCX, Register::XMM9),
+                i2(Code::Cvtsd2ss_xmm_xmmm64, Register::XMM10, Register::XMM11),
+            ],
+            &[(Rax, u64::MAX)],
+            &[
+                (0, d(1.0)),
+                (1, d(10.0)),
+                // Denormal times two: DE from the helper, exact result.
+                (2, 1),
+                (3, d(2.0)),
+                (5, d(-1.0)),
+                (6, d(0.0)),
+                (7, d(-0.0)),
+                (8, d(3e9)),
+                (9, d(-2.5)),
+                (11, d(1e300)),
+            ],
+            0x1f80,
+            &mut [0u8; 16],
+        );
+        assert_eq!(ctx.cpu.xmm[0][0], 0.1f64.to_bits());
+        assert_eq!(ctx.cpu.xmm[2][0], 2);
+        assert_eq!(ctx.cpu.xmm[4][0], super::INDEF64);
+        assert_eq!(ctx.cpu.xmm[6][0], (-0.0f64).to_bits());
+        assert_eq!(ctx.cpu.get(Rax), 0x8000_0000);
+        assert_eq!(ctx.cpu.get(Rcx) as i64, -2);
+        assert_eq!(ctx.cpu.xmm[10][0] as u32, f32::INFINITY.to_bits());
+        // PE (1/10, -2.5, the overflow), DE (the denormal), IE (sqrt(-1), 3e9), OE (1e300).
+        assert_eq!(ctx.cpu.mxcsr, 0x1f80 | mx::PE | mx::DE | mx::IE | mx::OE);
+    }
+
+    #[test]
     fn moves_zero_or_merge_as_the_sdm_says() {
         let mut data = [0u8; 32];
         data[..8].copy_from_slice(&0x1122_3344_5566_7788u64.to_le_bytes());
