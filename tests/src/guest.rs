@@ -3,8 +3,9 @@
 //! into a build folder with an mtime cache, and their golden outputs (reading, comparing and
 //! blessing).
 //!
-//! Sources are C (`NAME.c`) or assembly run through the C preprocessor (`NAME.S`, linked with
-//! `-nostdlib`: the program brings its own `_start`, which makes it the smallest possible guest).
+//! Sources are C (`NAME.c`), C++ (`NAME.cc`, built with g++, so only the glibc variants apply) or
+//! assembly run through the C preprocessor (`NAME.S`, linked with `-nostdlib`: the program brings
+//! its own `_start`, which makes it the smallest possible guest).
 //!
 //! Settings are `//! arg: VALUE`, `//! env: KEY=VALUE`, `//! variants: V…` and `//! cflags: F…`
 //! lines in the source: each `arg` line is one argument, verbatim after the first space
@@ -72,6 +73,11 @@ impl Program {
     /// Assembly sources are linked without a C library.
     pub fn is_assembly(&self) -> bool {
         self.source.extension().is_some_and(|e| e == "S")
+    }
+
+    /// C++ sources are compiled with the C++ driver of the variant's compiler.
+    pub fn is_cxx(&self) -> bool {
+        self.source.extension().is_some_and(|e| e == "cc")
     }
 }
 
@@ -161,7 +167,7 @@ pub fn discover(dir: &Path) -> Result<Vec<Program>, GuestError> {
     let mut out = Vec::new();
     for entry in fs::read_dir(dir).map_err(io_err(dir))? {
         let path = entry.map_err(io_err(dir))?.path();
-        if path.extension().is_some_and(|e| e == "c" || e == "S") {
+        if path.extension().is_some_and(|e| e == "c" || e == "cc" || e == "S") {
             let text = fs::read_to_string(&path).map_err(io_err(&path))?;
             let Settings { args, env, variants, cflags } = parse_settings(&path, &text)?;
             let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
@@ -172,8 +178,8 @@ pub fn discover(dir: &Path) -> Result<Vec<Program>, GuestError> {
     Ok(out)
 }
 
-/// Where built guests go, given an integration test's `CARGO_TARGET_TMPDIR` (`<target>/tmp`):
-/// under the cargo target dir, shared by the x86_64 and riscv64 test builds, never checked in.
+/// Where built guests go, given an integration test's `CARGO_TARGET_TMPDIR`
+/// (`<target>/[<triple>/]tmp`): under the cargo target dir, never checked in.
 pub fn build_root(target_tmpdir: &Path) -> PathBuf {
     target_tmpdir.join("ldnc-guest")
 }
@@ -191,6 +197,10 @@ pub fn build(program: &Program, variant: Variant, root: &Path) -> Result<PathBuf
     let out = dir.join(&program.name);
     let stamp = dir.join(format!("{}.cmd", program.name));
     let (cc, flags) = variant.compiler();
+    let cc = match (cc, program.is_cxx()) {
+        ("gcc", true) => "g++",
+        (cc, _) => cc,
+    };
     let mut flags: Vec<&str> = flags.to_vec();
     flags.extend(program.cflags.iter().map(String::as_str));
     let libs: &[&str] = if program.is_assembly() {
