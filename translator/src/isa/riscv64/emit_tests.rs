@@ -474,7 +474,7 @@ fn random_code_never_panics() {
         x ^= x << 17;
         x
     };
-    let mut buf = vec![0u8; 64];
+    let mut buf = [0u8; 64];
     let mut translated = 0usize;
     for round in 0..30000 {
         for b in buf.iter_mut() {
