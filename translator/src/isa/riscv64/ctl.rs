@@ -356,8 +356,26 @@ impl Lower<'_> {
                 self.exit_now(exit::PRIVILEGED, i.ip());
                 Ok(())
             }
-            M::Ud2 => {
+            M::Ud2 | M::Ud0 | M::Ud1 => {
                 self.exit_now(exit::INVALID_OPCODE, i.ip());
+                Ok(())
+            }
+            // Cache-line write-back/flush: memory is coherent for the guest, so an ordering
+            // point is all that is left of them.
+            M::Clflush | M::Clflushopt | M::Clwb => {
+                self.a.i(Op::Fence, Reg::ZERO, Reg::ZERO, 0x33);
+                Ok(())
+            }
+            M::Enter => {
+                // enter imm16, 0 only (compilers never emit a non-zero nesting level).
+                if i.code() != Code::Enterq_imm16_imm8 || i.immediate8_2nd() != 0 {
+                    return Err(Unsupp);
+                }
+                let rbp = regs::guest(Gpr::Rbp);
+                self.push_reg(rbp, 64);
+                self.a.mv(rbp, rsp());
+                let t = self.tmp();
+                self.a.add_imm(rsp(), rsp(), -i64::from(i.immediate16()), t);
                 Ok(())
             }
             M::Nop | M::Endbr64 | M::Endbr32 | M::Pause | M::Prefetch | M::Prefetchw | M::Prefetchnta

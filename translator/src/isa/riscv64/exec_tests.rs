@@ -439,3 +439,25 @@ fn faults_become_guest_exits() {
     assert_eq!(status(&ctx), fl::CF | fl::SF | fl::AF | fl::PF);
     drop(map);
 }
+
+#[test]
+fn enter_leave_and_ud1() {
+    // enter 0x20, 0; mov [rbp-8], rbx; mov rcx, [rbp-8]; leave
+    let mut g = Guest::new(&[
+        0xc8, 0x20, 0x00, 0x00, // enter 0x20, 0
+        0x48, 0x89, 0x5d, 0xf8, // mov [rbp-8], rbx
+        0x48, 0x8b, 0x4d, 0xf8, // mov rcx, [rbp-8]
+        0xc9, // leave
+    ]);
+    let top = g.stack.as_ptr() as u64 + 8000;
+    let (e, ctx) = g.run(&[(Rbx, 0x1234), (Rbp, 0x5555)], 0);
+    assert_eq!(e, Exit::Breakpoint);
+    assert_eq!(ctx.cpu.get(Rcx), 0x1234);
+    assert_eq!(ctx.cpu.get(Rbp), 0x5555);
+    assert_eq!(ctx.cpu.get(Rsp), top);
+    assert_eq!(g.stack[999], 0x5555, "old RBP pushed just below the top");
+    let mut g = Guest::new(&[0x90, 0x0f, 0xb9, 0x00]); // nop; ud1 eax, [rax]
+    let (e, ctx) = g.run(&[], 0);
+    assert_eq!(e, Exit::InvalidOpcode);
+    assert_eq!(ctx.cpu.rip, g.code_addr() + 1);
+}
