@@ -8,12 +8,16 @@
 use iced_x86::{Code, Decoder, DecoderOptions};
 
 use super::x87_ops::{area_op, exec, plan};
-use super::{is_x87, sti_of};
+use super::is_x87;
+#[cfg(target_arch = "x86_64")]
+use super::sti_of;
 use crate::cpu::CpuState;
 
 /// Minimal xorshift generator (deterministic runs).
+#[cfg(target_arch = "x86_64")]
 struct Rng(u64);
 
+#[cfg(target_arch = "x86_64")]
 impl Rng {
     fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
@@ -24,6 +28,7 @@ impl Rng {
 }
 
 /// Interesting 80-bit operands: (significand, sign|exponent).
+#[cfg(target_arch = "x86_64")]
 const EDGES: [(u64, u16); 24] = [
     (0, 0),                                     // +0
     (0, 0x8000),                                // -0
@@ -51,6 +56,7 @@ const EDGES: [(u64, u16); 24] = [
     (0xa000_0000_0000_0000, 0x4002),            // 10
 ];
 
+#[cfg(target_arch = "x86_64")]
 fn operand(r: &mut Rng) -> [u64; 2] {
     let k = r.next();
     match k % 4 {
@@ -67,6 +73,7 @@ fn operand(r: &mut Rng) -> [u64; 2] {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
 fn mem_operand(r: &mut Rng) -> [u64; 2] {
     match r.next() % 6 {
         0 => [0x7ff0_0000_0000_0001 | (r.next() & 1 << 51), 0],
@@ -81,6 +88,7 @@ fn mem_operand(r: &mut Rng) -> [u64; 2] {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
 /// An FNSAVE image (32-bit protected-mode layout) with `vals` in ST(0).. and the rest empty.
 fn image(fcw: u16, top: u16, vals: &[[u64; 2]]) -> [u8; 108] {
     let mut a = [0u8; 108];
@@ -97,6 +105,7 @@ fn image(fcw: u16, top: u16, vals: &[[u64; 2]]) -> [u8; 108] {
     a
 }
 
+#[cfg(target_arch = "x86_64")]
 /// Run `code` (decoded from `bytes`) on the model: returns the FNSAVE image after it, the
 /// memory operand bytes and the status flags.
 fn model(bytes: &[u8], img: &[u8; 108], mem: &mut [u8; 16], rflags: u64) -> ([u8; 108], u64) {
@@ -350,4 +359,110 @@ fn musl_printf_sequence_is_lowered() {
     let r = super::super::translate_block_counted(&block, 0x10_0000, super::super::asm::Ext::default());
     let (_, _, n, _) = r.expect("translates");
     assert_eq!(n, block.insns.len(), "the whole block is translated");
+}
+
+/// A long-double sequence (GNU as, Intel syntax; `rdi` = data window): loads of every width,
+/// integer and pop forms, fcomi/fucomi read back through setcc, fcmov, fsqrt, constants,
+/// fscale/fprem on an overflowed value, compares through fnstsw ax, ftst/fxam, a rounding
+/// control change with fldcw, frndint/fxtract and fxsave.
+const SEQUENCE: &[u8] = &[
+    0xdb, 0xe3, 0xdd, 0x07, 0xdb, 0x47, 0x08, 0xde, 0xc9, 0xdb, 0x6f, 0x10, 0xd8, 0xf9, 0xd9, 0xc0,
+    0xdb, 0x7f, 0x60, 0xd9, 0xc0, 0xdb, 0x7f, 0x70, 0xdb, 0x97, 0x80, 0x00, 0x00, 0x00, 0xdb, 0xf1,
+    0x0f, 0x92, 0xc0, 0x0f, 0x97, 0xc4, 0xdb, 0xe9, 0x0f, 0x94, 0xc1, 0xdb, 0xd1, 0xd9, 0xc9, 0xd9,
+    0xfa, 0xdd, 0x9f, 0x88, 0x00, 0x00, 0x00, 0xd9, 0xeb, 0xd8, 0x4f, 0x0c, 0xde, 0x47, 0x1a, 0xdc,
+    0x27, 0xdd, 0x8f, 0x90, 0x00, 0x00, 0x00, 0xdf, 0x6f, 0x1c, 0xd9, 0xea, 0xd9, 0xfd, 0xd9, 0xf8,
+    0xdb, 0xbf, 0x98, 0x00, 0x00, 0x00, 0xdc, 0x1f, 0xdf, 0xe0, 0x66, 0x89, 0x87, 0xa8, 0x00, 0x00,
+    0x00, 0xd9, 0x9f, 0xac, 0x00, 0x00, 0x00, 0xd9, 0xe8, 0xd9, 0xe0, 0xd9, 0xee, 0xd8, 0xf1, 0xd9,
+    0xe4, 0xdf, 0xe0, 0x66, 0x89, 0x87, 0xb0, 0x00, 0x00, 0x00, 0xd9, 0xe5, 0xdf, 0xe0, 0x66, 0x89,
+    0x87, 0xb2, 0x00, 0x00, 0x00, 0xdd, 0x9f, 0xb4, 0x00, 0x00, 0x00, 0xd9, 0xbf, 0xbc, 0x00, 0x00,
+    0x00, 0x66, 0xc7, 0x87, 0xbe, 0x00, 0x00, 0x00, 0x7f, 0x0b, 0xd9, 0xaf, 0xbe, 0x00, 0x00, 0x00,
+    0xdd, 0x07, 0xd8, 0xc0, 0xdf, 0x9f, 0xc0, 0x00, 0x00, 0x00, 0xdd, 0x07, 0xd9, 0xfc, 0xd9, 0xf4,
+    0xdb, 0xbf, 0xc2, 0x00, 0x00, 0x00, 0xdb, 0xbf, 0xcc, 0x00, 0x00, 0x00, 0x0f, 0xae, 0x87, 0x00,
+    0x01, 0x00, 0x00, 0xd9, 0xaf, 0xbc, 0x00, 0x00, 0x00
+];
+
+/// The data window before the sequence: f64 1/3 at 0, i32 7 at 8, f32 2.5 at 12, m80 1.5 at 16,
+/// i16 -3 at 26, i64 123456789012345 at 28.
+fn sequence_input(d: &mut [u8]) {
+    d[0..8].copy_from_slice(&(1.0f64 / 3.0).to_le_bytes());
+    d[8..12].copy_from_slice(&7i32.to_le_bytes());
+    d[12..16].copy_from_slice(&2.5f32.to_le_bytes());
+    d[16..26].copy_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0xc0, 0xff, 0x3f]);
+    d[26..28].copy_from_slice(&(-3i16).to_le_bytes());
+    d[28..36].copy_from_slice(&123_456_789_012_345i64.to_le_bytes());
+}
+
+/// Bytes 96..214 and the FXSAVE image's first 160 bytes (at 256, MXCSR_MASK zeroed) after the
+/// sequence, as the host x87 leaves them (recorded on an x86_64 machine by running `SEQUENCE` natively).
+const SEQUENCE_OUT: [&str; 2] = [
+    "00c4711cc7711cc7ff3f00000000000000c4711cc7711cc7ff3f0000000000000200000000000000b1281c4cbe70f83f040000000000000000000000000000c0ffff00000000000029380000721cc73f2970297200000000000000807f037f0b01000000000000000080ff3f00000000000000000000",
+    "7f0b29788000000000000000000000000000000000000000801f0000000000000000000000000080ffbf00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000080ff3f00000000000000000000000000000000000000000000",
+];
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[cfg(target_arch = "riscv64")]
+#[test]
+fn sequence_runs_translated_like_the_host() {
+    use crate::{Exit, Gpr, ThreadCtx, Translator};
+    let mut code = SEQUENCE.to_vec();
+    code.push(0xcc);
+    let mut data = vec![0u128; 64];
+    // SAFETY: viewing the u128 buffer (16-byte aligned, for fxsave) as its 1024 bytes.
+    let d = unsafe { core::slice::from_raw_parts_mut(data.as_mut_ptr().cast::<u8>(), 1024) };
+    sequence_input(d);
+    let stack = vec![0u64; 512];
+    let start = code.as_ptr() as u64;
+    // SAFETY: the code vector outlives the translator, dropped at the end of the test.
+    let src = unsafe { crate::frontend::RangeSource::new(vec![(start, start + code.len() as u64)]) };
+    let mut tr = Translator::<super::super::Riscv64Backend>::new(Box::new(src)).expect("translator");
+    let mut ctx = ThreadCtx::new();
+    ctx.cpu.rip = start;
+    ctx.cpu.set(Gpr::Rsp, stack.as_ptr() as u64 + 8 * 500);
+    ctx.cpu.set(Gpr::Rdi, d.as_ptr() as u64);
+    // SAFETY: the guest's memory (code, stack, data) is ours and lives through the run.
+    let e = unsafe { tr.run(&mut ctx) };
+    assert_eq!(e, Exit::Breakpoint, "stopped at {:#x} (start {start:#x})", ctx.cpu.rip);
+    // MXCSR_MASK depends on the CPU (ld-nc stores 0xffff).
+    d[284..288].fill(0);
+    assert_eq!(hex(&d[96..214]), SEQUENCE_OUT[0]);
+    assert_eq!(hex(&d[256..416]), SEQUENCE_OUT[1]);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn sequence_matches_the_recorded_host_run() {
+    // The recorded bytes are checked against this host's x87, so they cannot drift.
+    let mut code = SEQUENCE.to_vec();
+    code.push(0xc3);
+    // SAFETY: a fresh anonymous mapping; checked below.
+    let p = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(p, libc::MAP_FAILED);
+    let mut data = vec![0u128; 64];
+    // SAFETY: viewing the u128 buffer (16-byte aligned, for fxsave) as its 1024 bytes.
+    let d = unsafe { core::slice::from_raw_parts_mut(data.as_mut_ptr().cast::<u8>(), 1024) };
+    sequence_input(d);
+    // SAFETY: the page is ours and large enough; the code is a complete function taking the
+    // data window in rdi, touching only it and restoring the control word it changes.
+    unsafe {
+        core::ptr::copy_nonoverlapping(code.as_ptr(), p.cast::<u8>(), code.len());
+        let f: extern "C" fn(*mut u8) = core::mem::transmute(p);
+        f(d.as_mut_ptr());
+        libc::munmap(p, 4096);
+    }
+    // MXCSR_MASK depends on the CPU (ld-nc stores 0xffff).
+    d[284..288].fill(0);
+    assert_eq!(hex(&d[96..214]), SEQUENCE_OUT[0]);
+    assert_eq!(hex(&d[256..416]), SEQUENCE_OUT[1]);
 }
