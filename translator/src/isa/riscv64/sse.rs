@@ -238,12 +238,23 @@ impl Lower<'_> {
                 let dst = self.loc(i, 0)?;
                 self.write(dst, bits, v)
             }
-            C::Maskmovdqu_rDI_xmm_xmm => {
-                if i.op_kind(0) != OpKind::MemorySegRDI || !matches!(i.memory_segment(), Register::DS | Register::None) {
+            C::Maskmovdqu_rDI_xmm_xmm if i.op_kind(0) == OpKind::MemorySegRDI => {
+                if !matches!(i.memory_segment(), Register::DS | Register::None) {
                     return Err(Unsupp);
                 }
+                // Byte by byte in generated code, so a fault maps to this guest instruction like
+                // any other access: store byte k of the data where mask byte k has its top bit.
                 let (d, s) = (self.xreg(i, 1)?, self.xreg(i, 2)?);
-                self.sse_call(sse_ops::desc(i.code(), d, u64::from(s), 0));
+                let rdi = regs::guest(crate::cpu::Gpr::Rdi);
+                let t = self.tmp();
+                for k in 0..16 {
+                    let skip = self.a.label();
+                    self.a.i(Op::Lb, t, CTX, xoff(s, 0) + k);
+                    self.a.b(Op::Bge, t, Reg::ZERO, skip);
+                    self.a.i(Op::Lbu, t, CTX, xoff(d, 0) + k);
+                    self.a.s(Op::Sb, t, rdi, k);
+                    self.a.bind(skip);
+                }
                 Ok(())
             }
             C::Crc32_r32_rm8 | C::Crc32_r32_rm16 | C::Crc32_r32_rm32 | C::Crc32_r64_rm8 | C::Crc32_r64_rm64 => {

@@ -122,20 +122,6 @@ pub unsafe extern "C" fn rv_sse_op(ctx: *mut ThreadCtx, d: u64) {
     let dst = ((d >> 16) & 15) as usize;
     let src = ((d >> 21) & 31) as usize;
     let x = |v: [u64; 2]| u128::from(v[0]) | u128::from(v[1]) << 64;
-    if code == Code::Maskmovdqu_rDI_xmm_xmm && src < 16 {
-        // The one helper-implemented instruction that writes guest memory: the bytes of `dst`
-        // whose mask byte in `src` has its top bit set, to [RDI].
-        let (data, m) = (x(c.cpu.xmm[dst]).to_le_bytes(), x(c.cpu.xmm[src]).to_le_bytes());
-        let p = c.cpu.gpr[crate::cpu::Gpr::Rdi as usize] as *mut u8;
-        for k in 0..16 {
-            if m[k] & 0x80 != 0 {
-                // SAFETY: the guest asked for this store; its memory is mapped in our address
-                // space like every other guest access generated code makes.
-                unsafe { p.add(k).write_volatile(data[k]) };
-            }
-        }
-        return;
-    }
     let b = if src < 16 { x(c.cpu.xmm[src]) } else { x([c.scratch[STAGE], c.scratch[STAGE + 1]]) };
     let mut st = State::new(x(c.cpu.xmm[dst]), b, (d >> 26) as u8, c.cpu.mxcsr);
     st.x0 = x(c.cpu.xmm[0]);
