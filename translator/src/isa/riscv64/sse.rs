@@ -302,6 +302,17 @@ impl Lower<'_> {
         }
     }
 
+    /// As [`Lower::xop`] for a 16-byte source that is read half by half while the destination is
+    /// written: a memory source's high half is touched first, so a fault there (the operand
+    /// straddles into an unmapped page) leaves the destination unchanged, as on x86.
+    fn xsrc(&mut self, i: &Instruction, n: u32) -> Result<X, Unsupp> {
+        let x = self.xop(i, n)?;
+        if let X::Mem(at) = x {
+            self.a.ld(regs::T0, at.base, at.off + 8);
+        }
+        Ok(x)
+    }
+
     /// Load half `h` of an XMM-or-memory operand into `rd`.
     fn load_half(&mut self, rd: Reg, x: X, h: u32) {
         match x {
@@ -332,7 +343,7 @@ impl Lower<'_> {
     /// A bitwise or quadword operation applied to both halves (`Andn` computes `!dst & src`).
     fn sse_logic(&mut self, i: &Instruction, op: Op) -> LResult {
         let d = self.xreg(i, 0)?;
-        let s = self.xop(i, 1)?;
+        let s = self.xsrc(i, 1)?;
         if let X::Xmm(s) = s {
             if s == d && matches!(op, Op::Xor | Op::Sub | Op::Andn) {
                 self.a.sd(Reg::ZERO, CTX, xoff(d, 0));
@@ -361,7 +372,7 @@ impl Lower<'_> {
     /// PCMPEQB with the zero-byte test on the XOR of the halves.
     fn sse_pcmpeqb(&mut self, i: &Instruction) -> LResult {
         let d = self.xreg(i, 0)?;
-        let s = self.xop(i, 1)?;
+        let s = self.xsrc(i, 1)?;
         let (a, b, c, t) = (self.tmp(), self.tmp(), self.tmp(), self.tmp());
         self.a.li(c, 0x7f7f_7f7f_7f7f_7f7f);
         for h in 0..2 {

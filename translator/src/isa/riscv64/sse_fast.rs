@@ -375,7 +375,7 @@ impl Lower<'_> {
     /// bit, so no carry crosses a lane.
     pub(super) fn swar_addsub(&mut self, i: &Instruction, bits: u32, sub: bool) -> LResult {
         let d = self.xreg(i, 0)?;
-        let s = self.xop(i, 1)?;
+        let s = self.xsrc(i, 1)?;
         let (a, b, h, t) = (self.tmp(), self.tmp(), self.tmp(), self.tmp());
         let hi: u64 = match bits {
             8 => 0x8080_8080_8080_8080,
@@ -414,7 +414,7 @@ impl Lower<'_> {
     /// PMINUB/PMAXUB: a per-byte unsigned less-than mask, then a select.
     pub(super) fn swar_minmaxub(&mut self, i: &Instruction, max: bool) -> LResult {
         let d = self.xreg(i, 0)?;
-        let s = self.xop(i, 1)?;
+        let s = self.xsrc(i, 1)?;
         let (a, b, h, t, u) = (self.tmp(), self.tmp(), self.tmp(), self.tmp(), self.tmp());
         self.a.li(h, 0x8080_8080_8080_8080);
         for half in 0..2 {
