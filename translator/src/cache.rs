@@ -126,6 +126,8 @@ pub struct BlockMap {
     pub blocks: HashMap<u64, BlockInfo>,
     /// Guest page → starts of blocks whose code touches it.
     pub pages: HashMap<u64, Vec<u64>>,
+    /// Link site → guest start of the block that contains it.
+    pub sites: HashMap<u64, u64>,
     /// The indirect-branch table (boxed so its address is stable).
     pub lookup: Box<[LookupEntry]>,
 }
@@ -135,6 +137,7 @@ impl Default for BlockMap {
         BlockMap {
             blocks: HashMap::new(),
             pages: HashMap::new(),
+            sites: HashMap::new(),
             lookup: vec![LookupEntry { guest: EMPTY, host: 0 }; LOOKUP_ENTRIES].into_boxed_slice(),
         }
     }
@@ -152,7 +155,17 @@ impl BlockMap {
             self.pages.entry(page).or_default().push(guest);
         }
         self.lookup[(guest & Self::MASK) as usize] = LookupEntry { guest, host: info.host };
+        for l in &info.out_links {
+            self.sites.insert(l.0, guest);
+        }
         self.blocks.insert(guest, info);
+    }
+
+    /// The recorded link site at `site`: (owner block, index in its `out_links`).
+    pub fn site(&self, site: u64) -> Option<(u64, usize)> {
+        let owner = *self.sites.get(&site)?;
+        let i = self.blocks.get(&owner)?.out_links.iter().position(|l| l.0 == site)?;
+        Some((owner, i))
     }
 
     /// Host code for `guest`, if translated.
@@ -169,6 +182,7 @@ impl BlockMap {
     pub fn clear(&mut self) {
         self.blocks.clear();
         self.pages.clear();
+        self.sites.clear();
         self.lookup.fill(LookupEntry { guest: EMPTY, host: 0 });
     }
 
@@ -203,14 +217,14 @@ impl BlockMap {
             }
             // Sites in other blocks that jump into the victim go back to their exit stubs.
             for site in info.in_links {
-                for other in self.blocks.values_mut() {
-                    if let Some(l) = other.out_links.iter().find(|l| l.0 == site) {
-                        restore.push((site, l.2.clone()));
-                    }
+                let owner = self.sites.get(&site).and_then(|o| self.blocks.get(o));
+                if let Some(l) = owner.and_then(|b| b.out_links.iter().find(|l| l.0 == site)) {
+                    restore.push((site, l.2.clone()));
                 }
             }
             // The victim's own out-links vanish with it; drop them from their targets' lists.
             for (site, target, _) in &info.out_links {
+                self.sites.remove(site);
                 if let Some(t) = self.blocks.get_mut(target) {
                     t.in_links.retain(|s| s != site);
                 }

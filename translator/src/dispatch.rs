@@ -181,24 +181,40 @@ impl<B: Backend> Translator<B> {
     fn link(&mut self, site: u64, target_guest: u64, target_host: u64) {
         // Only sites still recorded in a live block are patched: the block holding `site` may have
         // been invalidated or flushed since it exited.
-        let owner_ok = self
-            .map
-            .blocks
-            .values()
-            .any(|b| b.out_links.iter().any(|l| l.0 == site && l.1 == target_guest));
-        if !owner_ok {
-            return;
-        }
-        let mut bytes = vec![0u8; B::LINK_SITE_LEN];
-        if self.backend.encode_link(site, target_host, &mut bytes).is_none() {
-            return;
-        }
-        match self.map.blocks.get_mut(&target_guest) {
-            Some(t) if !t.volatile => t.in_links.push(site),
+        let Some((owner, idx)) = self.map.site(site) else { return };
+        let recorded = self.map.blocks.get(&owner).map_or(0, |b| b.out_links[idx].1);
+        match self.map.blocks.get(&target_guest) {
+            Some(t) if !t.volatile => {}
             _ => return,
         }
-        self.code.patch(site, &bytes);
-        self.backend.flush_icache(site, bytes.len());
+        if recorded == crate::isa::INDIRECT {
+            let code = &mut self.code;
+            let backend = &mut self.backend;
+            let mut writes: Vec<(u64, Vec<u8>)> = Vec::new();
+            if !backend.fill_inline_cache(site, target_guest, target_host, &mut |at, bytes| writes.push((at, bytes.to_vec()))) {
+                return;
+            }
+            for (at, bytes) in writes {
+                code.patch(at, &bytes);
+                backend.flush_icache(at, bytes.len());
+            }
+            if let Some(b) = self.map.blocks.get_mut(&owner) {
+                b.out_links[idx].1 = target_guest;
+            }
+        } else {
+            if recorded != target_guest {
+                return;
+            }
+            let mut bytes = vec![0u8; B::LINK_SITE_LEN];
+            if self.backend.encode_link(site, target_host, &mut bytes).is_none() {
+                return;
+            }
+            self.code.patch(site, &bytes);
+            self.backend.flush_icache(site, bytes.len());
+        }
+        if let Some(t) = self.map.blocks.get_mut(&target_guest) {
+            t.in_links.push(site);
+        }
     }
 
     fn unsupported_at(&self, pc: u64) -> Unsupported {

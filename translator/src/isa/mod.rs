@@ -31,6 +31,10 @@ pub type HostBackend = x86_64::X86Backend;
 #[cfg(target_arch = "riscv64")]
 pub type HostBackend = riscv64::Riscv64Backend;
 
+/// [`LinkSite::target`] of an inline cache: a site whose target is only known at run time (an
+/// indirect branch), filled once by [`Backend::fill_inline_cache`].
+pub const INDIRECT: u64 = u64::MAX;
+
 /// A direct exit of a translated block that can be linked to the target's translation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LinkSite {
@@ -81,6 +85,15 @@ pub trait Backend {
     /// Encode into `out` a jump at host address `site` to host address `target`, exactly
     /// [`Self::LINK_SITE_LEN`] bytes. `None` if `target` is out of reach.
     fn encode_link(&self, site: u64, target: u64, out: &mut [u8]) -> Option<()>;
+
+    /// Fill the inline cache whose link site is `site` (reported with target [`INDIRECT`]) so that
+    /// the indirect branch jumps straight to `host` when its target is `guest`; the writes go
+    /// through `patch(address, bytes)`. Afterwards the site is an ordinary link site to `guest`:
+    /// restoring its original bytes sends the branch back to the lookup table. Returns `false`
+    /// if the backend has no inline cache there.
+    fn fill_inline_cache(&mut self, _site: u64, _guest: u64, _host: u64, _patch: &mut dyn FnMut(u64, &[u8])) -> bool {
+        false
+    }
 
     /// Make `len` bytes of freshly written code at `start` visible to instruction fetch.
     fn flush_icache(&self, start: u64, len: usize);
