@@ -18,9 +18,10 @@ set -uo pipefail
 
 usage() {
   cat <<'EOF'
-usage: bench/run.sh [-n RUNS] [-s SCALE] [-t TIMEOUT] [--build-ldnc]
+usage: bench/run.sh [-n RUNS] [-s SCALE] [-p PHASE] [-t TIMEOUT] [--build-ldnc]
   -n RUNS        runs per mode; the median is reported (default 3)
-  -s SCALE       workload scale passed to cpubench (default 20; about a second natively on x86_64)
+  -s SCALE       workload scale passed to cpubench (default 20; under two seconds natively on x86_64)
+  -p PHASE       only one part of the workload: hash, sort, mandelbrot or nbody (default all)
   -t TIMEOUT     seconds before one run is abandoned (default 600)
   --build-ldnc   first run `cargo build --release -p ld-nc` for x86_64 and riscv64
 Environment: LDNC_X86 / LDNC_RV override the ld-nc binaries (default: target/release/ld-nc and
@@ -28,11 +29,12 @@ target/riscv64gc-unknown-linux-gnu/release/ld-nc under CARGO_TARGET_DIR or ./tar
 EOF
 }
 
-runs=3 scale=20 limit=600 build=0
+runs=3 scale=20 phase=all limit=600 build=0
 while (($#)); do
   case "$1" in
     -n) runs="${2:?}"; shift 2 ;;
     -s) scale="${2:?}"; shift 2 ;;
+    -p) phase="${2:?}"; shift 2 ;;
     -t) limit="${2:?}"; shift 2 ;;
     --build-ldnc) build=1; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -40,6 +42,7 @@ while (($#)); do
   esac
 done
 [[ "$runs" =~ ^[1-9][0-9]*$ && "$scale" =~ ^[1-9][0-9]*$ && "$limit" =~ ^[1-9][0-9]*$ ]] || { usage >&2; exit 2; }
+[[ "$phase" =~ ^(all|hash|sort|mandelbrot|nbody)$ ]] || { usage >&2; exit 2; }
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 tgt="${CARGO_TARGET_DIR:-$root/target}"
@@ -68,7 +71,7 @@ riscv64-linux-gnu-gcc -static -O2 -ffp-contract=off -o "$rv_prog" "$src" -lm 2>"
 
 expected="$out/expected.txt"
 if [[ -z "$x86_err" ]]; then
-  "$x86_prog" "$scale" >"$expected" 2>/dev/null || x86_err="native x86_64 run failed"
+  "$x86_prog" "$scale" "$phase" >"$expected" 2>/dev/null || x86_err="native x86_64 run failed"
 fi
 
 # run_mode NAME BASE-NAME CMD…: times CMD RUNS times; stores the median in secs[NAME] or a reason
@@ -84,7 +87,7 @@ run_mode() {
   local times=() i t0 t1 rc
   for ((i = 0; i < runs; i++)); do
     t0=$(date +%s.%N)
-    timeout "$limit" "$@" "$scale" >"$out/$name.out" 2>"$out/$name.err"
+    timeout "$limit" "$@" "$scale" "$phase" >"$out/$name.out" 2>"$out/$name.err"
     rc=$?
     t1=$(date +%s.%N)
     if ((rc == 124)); then fail["$name"]="timed out after ${limit}s"; return; fi
@@ -133,7 +136,7 @@ pre_fail="$x86_err"; [[ -n "$pre_fail" ]] || need "$ldnc_rv" "not built: $ldnc_r
 run_mode "ld-nc-riscv64(qemu)" "native-riscv64(qemu)" "${qemu_rv[@]}" "$ldnc_rv" "$x86_prog"
 
 echo
-echo "cpubench scale $scale, median of $runs run(s); ratio = seconds / the native run of the same host"
+echo "cpubench scale $scale, phase $phase, median of $runs run(s); ratio = seconds / the native run of the same host"
 echo "(riscv64 rows run under qemu-riscv64 on $(uname -m): compare ratios, not seconds)"
 printf '%-22s %10s  %s\n' mode seconds "ratio"
 printf '%-22s %10s  %s\n' ---- ------- -----

@@ -1,9 +1,9 @@
 /* CPU-bound workload shared by the test suite (scale 1) and bench/run.sh (larger scales):
  * an FNV-1a and an xxhash-like multiply-rotate hash over a buffer, qsort and a hand-written
  * merge sort of the same data, a Mandelbrot set and an n-body simulation in double precision.
- * Usage: cpubench [SCALE]   (SCALE >= 1; work grows linearly). Without SCALE it runs a small
- * smoke-sized workload (a few ms natively) so the test suite can afford it under emulation.
- * Prints checksums only. */
+ * Usage: cpubench [SCALE [PHASE]]   (SCALE >= 1; work grows linearly; PHASE is one of hash, sort,
+ * mandelbrot, nbody, or all by default). Without SCALE it runs a small smoke-sized workload (a
+ * few ms natively) so the test suite can afford it under emulation. Prints checksums only. */
 #include <stdint.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -118,25 +118,37 @@ int main(int argc, char **argv) {
     long scale = argc > 1 ? strtol(argv[1], NULL, 10) : 0;
     int smoke = scale < 1;
     if (smoke) scale = 1;
+    const char *phase = argc > 2 ? argv[2] : "all";
+    int all = strcmp(phase, "all") == 0;
+    if (!all && strcmp(phase, "hash") && strcmp(phase, "sort") && strcmp(phase, "mandelbrot") && strcmp(phase, "nbody")) {
+        fprintf(stderr, "cpubench: unknown phase %s\n", phase);
+        return 2;
+    }
+#define RUN(name) (all || strcmp(phase, name) == 0)
 
     size_t n = smoke ? 1 << 16 : 1 << 20;
     unsigned char *buf = malloc(n);
     uint64_t x = 88172645463325252ull;
     for (size_t i = 0; i < n; i++) { x ^= x << 13; x ^= x >> 7; x ^= x << 17; buf[i] = (unsigned char)x; }
-    uint64_t hf = 0, hx = 0;
-    for (long r = 0; r < 2 * scale; r++) { buf[r % n] ^= (unsigned char)r; hf ^= fnv1a(buf, n); hx ^= xxlike(buf, n); }
-    printf("fnv1a %016" PRIx64 " xxlike %016" PRIx64 "\n", hf, hx);
+    if (RUN("hash")) {
+        uint64_t hf = 0, hx = 0;
+        for (long r = 0; r < (smoke ? 2 : 8 * scale); r++) { buf[r % n] ^= (unsigned char)r; hf ^= fnv1a(buf, n); hx ^= xxlike(buf, n); }
+        printf("fnv1a %016" PRIx64 " xxlike %016" PRIx64 "\n", hf, hx);
+    }
 
     size_t m = (smoke ? 10000 : 100000) * (size_t)scale;
     uint32_t *a = malloc(m * sizeof *a), *b = malloc(m * sizeof *b), *tmp = malloc(m * sizeof *tmp);
     for (size_t i = 0; i < m; i++) { x ^= x << 13; x ^= x >> 7; x ^= x << 17; a[i] = b[i] = (uint32_t)x; }
-    qsort(a, m, sizeof *a, cmp_u32);
-    merge_sort(b, tmp, m);
-    int same = memcmp(a, b, m * sizeof *a) == 0;
-    printf("sort n=%zu same %d checksum %016" PRIx64 "\n", m, same, fnv1a((unsigned char *)a, m * sizeof *a));
-
-    printf("mandelbrot %" PRIu64 "\n", smoke ? mandelbrot(60, 30, 100) : mandelbrot(200, 100 * (int)scale, 200));
-    printf("nbody %.9f\n", nbody(smoke ? 2000 : 20000 * (int)scale));
+    int same = 1;
+    if (RUN("sort")) {
+        qsort(a, m, sizeof *a, cmp_u32);
+        merge_sort(b, tmp, m);
+        same = memcmp(a, b, m * sizeof *a) == 0;
+        printf("sort n=%zu same %d checksum %016" PRIx64 "\n", m, same, fnv1a((unsigned char *)a, m * sizeof *a));
+    }
+    if (RUN("mandelbrot"))
+        printf("mandelbrot %" PRIu64 "\n", smoke ? mandelbrot(60, 30, 100) : mandelbrot(400, 100 * (int)scale, 500));
+    if (RUN("nbody")) printf("nbody %.9f\n", nbody(smoke ? 2000 : 150000 * (int)scale));
     free(buf); free(a); free(b); free(tmp);
     return same ? 0 : 1;
 }
