@@ -227,3 +227,44 @@ fn fault_in_translated_code_becomes_a_guest_fault_at_the_instruction() {
     assert_eq!(ctx.cpu.get(crate::Gpr::Rcx), 7);
     assert_eq!(ctx.cpu.get(crate::Gpr::Rbx), 0x55);
 }
+
+#[test]
+fn inline_caches_fill_hit_and_fall_back_to_the_table() {
+    // lea r8,[rip+f]; lea r9,[rip+g]; mov ecx,10; xor ebx,ebx
+    // L: mov rdx,r8; call rdx; mov rdx,r9; call rdx; xchg r8,r9; dec ecx; jnz L; int3
+    // f: add rbx,1; ret    g: add rbx,100; ret
+    // Both call sites and both returns see two targets: fills, hits and table fall-backs.
+    static CODE: [u8; 49] = [
+        0x4c, 0x8d, 0x05, 0x20, 0x00, 0x00, 0x00, 0x4c, 0x8d, 0x0d, 0x1e, 0x00, 0x00, 0x00, 0xb9, 0x0a, 0x00,
+        0x00, 0x00, 0x31, 0xdb, 0x4c, 0x89, 0xc2, 0xff, 0xd2, 0x4c, 0x89, 0xca, 0xff, 0xd2, 0x4d, 0x87, 0xc8,
+        0xff, 0xc9, 0x75, 0xef, 0xcc, 0x48, 0x83, 0xc3, 0x01, 0xc3, 0x48, 0x83, 0xc3, 0x64, 0xc3,
+    ];
+    let (e, ctx) = run(&CODE, |_| {});
+    assert_eq!(e, Exit::Breakpoint);
+    assert_eq!(ctx.cpu.get(crate::Gpr::Rbx), 10 * 101);
+    assert_eq!(ctx.cpu.get(crate::Gpr::Rcx), 0);
+}
+
+#[test]
+fn filling_an_inline_cache_patches_its_guard_miss_path_and_link() {
+    // call rdx; int3
+    static CODE: [u8; 3] = [0xff, 0xd2, 0xcc];
+    let start = CODE.as_ptr() as u64;
+    // SAFETY: static data outlives the test.
+    let src = unsafe { RangeSource::new(vec![(start, start + 3)]) };
+    let block = decode_block(&src, start);
+    let mut out = Vec::new();
+    let base = 0x7000_0000_0000;
+    let mut b = X86Backend::new();
+    let t = b.translate(&block, base, &mut out).expect("translates");
+    let ic = t.link_sites.iter().find(|l| l.target == crate::isa::INDIRECT).expect("an inline cache");
+    let site = base + u64::from(ic.offset);
+    let mut writes = Vec::new();
+    assert!(b.fill_inline_cache(site, 0x40_1000, base + 0x1000, &mut |at, bytes| writes.push((at, bytes.to_vec()))));
+    assert_eq!(writes.len(), 3);
+    assert_eq!(writes[0].1, (!0x40_1000u64).to_le_bytes().to_vec(), "guard holds !guest");
+    let link = writes.iter().find(|w| w.0 == site).expect("link patched");
+    let rel = i32::from_le_bytes(link.1[..4].try_into().expect("4 bytes"));
+    assert_eq!(site.wrapping_add(4).wrapping_add(rel as i64 as u64), base + 0x1000);
+    assert!(!b.fill_inline_cache(site + 1, 0, 0, &mut |_, _| {}), "only known sites");
+}

@@ -25,6 +25,11 @@ use regs::*;
 pub struct X86Backend {
     info: InstructionInfoFactoryBox,
     pc_map: Vec<crate::fault::PcEntry>,
+    /// Inline caches by link-site address.
+    ics: std::collections::HashMap<u64, IcMeta>,
+    /// Inline caches of the block being translated: (link site, imm64, miss site, table path)
+    /// as block offsets.
+    block_ics: Vec<(usize, usize, usize, usize)>,
 }
 
 /// `InstructionInfoFactory` is not `Debug`; this wrapper is.
@@ -95,6 +100,7 @@ impl Backend for X86Backend {
         let mut pending: Vec<PendingExit> = Vec::new();
         let mut ended = false;
         self.pc_map.clear();
+        self.block_ics.clear();
         for gi in &block.insns {
             self.mark(&a, gi.insn.ip(), None);
             if let Some(done) = self.translate_special(&mut a, gi, &mut pending)? {
@@ -125,11 +131,32 @@ impl Backend for X86Backend {
                 link_sites.push(LinkSite { offset: p.at as u32, target: p.rip });
             }
         }
+        for &(link, imm, miss_site, table) in &self.block_ics {
+            link_sites.push(LinkSite { offset: link as u32, target: crate::isa::INDIRECT });
+            let at = |off: usize| base + off as u64;
+            self.ics.insert(at(link), IcMeta { imm: at(imm), miss_site: at(miss_site), table: at(table) });
+        }
         Ok(Translated { link_sites })
     }
 
     fn take_pc_map(&mut self) -> Vec<crate::fault::PcEntry> {
         core::mem::take(&mut self.pc_map)
+    }
+
+    fn fill_inline_cache(&mut self, site: u64, guest: u64, host: u64, patch: &mut dyn FnMut(u64, &[u8])) -> bool {
+        let Some(ic) = self.ics.get(&site).copied() else { return false };
+        let mut rel = [0u8; LINK_SITE_LEN];
+        if emit::encode_rel32(site, host, &mut rel).is_none() {
+            return false;
+        }
+        let mut miss = [0u8; LINK_SITE_LEN];
+        if emit::encode_rel32(ic.miss_site, ic.table, &mut miss).is_none() {
+            return false;
+        }
+        patch(ic.imm, &(!guest).to_le_bytes());
+        patch(ic.miss_site, &miss);
+        patch(site, &rel);
+        true
     }
 
     fn encode_link(&self, site: u64, target: u64, out: &mut [u8]) -> Option<()> {
@@ -164,16 +191,58 @@ fn emit_exit_stub(a: &mut Asm<'_>, rip: u64, reason: u64, arg: u64) -> Result<()
     a.jmp_gs(SLOT_EXIT)
 }
 
-/// The indirect-branch lookup inlined at each site (its own indirect jump gives the host's branch
-/// predictor one entry per guest site instead of one shared jump). In: RDX = guest target, guest
-/// RDX in `S_RDX`. It touches no flags: the match test is `lea rcx, [~guest + target + 1]`
-/// (zero iff equal) and `jrcxz`, so nothing has to save and restore RFLAGS on the hot path.
-fn emit_inline_lookup(a: &mut Asm<'_>) -> Result<(), TranslateError> {
+/// Where an inline cache keeps what filling it patches.
+#[derive(Clone, Copy, Debug)]
+struct IcMeta {
+    /// Address of the imm64 holding `!guest` of the cached target.
+    imm: u64,
+    /// Address of the rel32 of the jump taken when the cache does not match.
+    miss_site: u64,
+    /// Where that jump goes once the cache is filled: the table lookup.
+    table: u64,
+}
+
+/// An indirect branch: an inline cache of one target, then the lookup table. In: RDX = guest
+/// target, guest RDX in `S_RDX`. No flags are touched: the match tests are
+/// `lea rcx, [~guest + target + 1]` (zero iff equal) and `jrcxz`.
+///
+/// ```text
+///       mov gs:[S_GUEST_TARGET], rdx ; mov gs:[S_RCX], rcx
+///       mov rcx, !cached             ; 0 while empty: matches no target
+///       lea rcx, [rcx + rdx + 1] ; jrcxz hit
+///       jmp fill                     ; → `table` once filled
+/// hit:  mov rcx, gs:[S_RCX] ; mov rdx, gs:[S_RDX]
+///       jmp rehit                    ; link site (INDIRECT) → the cached target's code
+/// rehit: mov gs:[S_RCX], rcx ; mov rdx, gs:[S_GUEST_TARGET]
+/// table: … probe ctx.lookup, jump to the host code, or exit (miss) …
+/// fill: exit with exit_arg = the link site, so the dispatcher fills the cache
+/// ```
+fn emit_indirect(a: &mut Asm<'_>, ics: &mut Vec<(usize, usize, usize, usize)>) -> Result<usize, TranslateError> {
     use crate::ctx::OFF_LOOKUP;
     let e = |r: Result<Instruction, iced_x86::IcedError>| r.map_err(|_| TranslateError::TooLarge);
+    a.store_gs(S_GUEST_TARGET, Register::RDX)?;
     a.store_gs(S_RCX, Register::RCX)?;
+    a.mov_imm64(Register::RCX, 0)?;
+    let imm = a.len() - 8;
+    a.insn(&e(Instruction::with2(
+        Code::Lea_r64_m,
+        Register::RCX,
+        MemoryOperand::new(Register::RCX, Register::RDX, 1, 1, 1, false, Register::None),
+    ))?)?;
+    a.raw(&[0xe3, 5]); // jrcxz over the 5-byte jmp
+    let miss_site = a.jmp_rel32(a.ip())?;
+    // hit:
+    a.load_gs(Register::RCX, S_RCX)?;
+    a.load_gs(Register::RDX, S_RDX)?;
+    let link = a.jmp_rel32(a.ip())?;
+    // rehit:
+    let rehit = a.ip();
+    a.patch_rel32(link, rehit)?;
+    a.store_gs(S_RCX, Register::RCX)?;
+    a.load_gs(Register::RDX, S_GUEST_TARGET)?;
+    // table: index = target & 0xffff (LOOKUP_ENTRIES); entries are 16 bytes.
+    let table = a.len();
     a.store_gs(S_RAX, Register::RAX)?;
-    // index = target & 0xffff (LOOKUP_ENTRIES); entries are 16 bytes.
     a.insn(&e(Instruction::with2(Code::Movzx_r32_rm16, Register::ECX, Register::DX))?)?;
     a.insn(&e(Instruction::with2(Code::Lea_r64_m, Register::RCX, MemoryOperand::with_base_index(Register::RCX, Register::RCX)))?)?;
     a.load_gs(Register::RAX, OFF_LOOKUP)?;
@@ -200,7 +269,16 @@ fn emit_inline_lookup(a: &mut Asm<'_>) -> Result<(), TranslateError> {
     a.load_gs(Register::RAX, S_RAX)?;
     a.load_gs(Register::RCX, S_RCX)?;
     a.load_gs(Register::RDX, S_RDX)?;
-    a.jmp_gs(S_TARGET)
+    a.jmp_gs(S_TARGET)?;
+    // fill:
+    let fill = a.ip();
+    a.patch_rel32(miss_site, fill)?;
+    a.store_gs(S_RAX, Register::RAX)?;
+    a.mov_imm64(Register::RCX, a.ip() - a.len() as u64 + link as u64)?;
+    a.store_gs(OFF_EXIT_ARG, Register::RCX)?;
+    a.jmp_gs(SLOT_FILL)?;
+    ics.push((link, imm, miss_site, table));
+    Ok(link)
 }
 
 impl X86Backend {
@@ -322,7 +400,7 @@ impl X86Backend {
                 if i.flow_control() == FlowControl::IndirectCall {
                     a.push_imm64(next)?;
                 }
-                emit_inline_lookup(a)?;
+                emit_indirect(a, &mut self.block_ics)?;
                 Ok(Some(true))
             }
             FlowControl::Return if matches!(i.code(), Code::Retnq | Code::Retnq_imm16) => {
@@ -331,7 +409,7 @@ impl X86Backend {
                 if i.code() == Code::Retnq_imm16 {
                     a.lea_rsp(i64::from(i.immediate16()))?;
                 }
-                emit_inline_lookup(a)?;
+                emit_indirect(a, &mut self.block_ics)?;
                 Ok(Some(true))
             }
             _ => {

@@ -18,6 +18,9 @@ pub const SLOT_HOST_GS: usize = OFF_BACKEND + 32;
 pub const SLOT_HOST_SP: usize = OFF_BACKEND + 40;
 /// Slot in `ctx.backend` holding the address of the lookup-miss path.
 pub const SLOT_MISS: usize = OFF_BACKEND + 56;
+/// Slot in `ctx.backend` holding the address of the lookup-miss path that keeps `exit_arg` (the
+/// inline cache asking to be filled).
+pub const SLOT_FILL: usize = OFF_BACKEND + 64;
 /// Marks a context as entered (read by signal handlers to find host FS).
 pub const SLOT_MAGIC: usize = OFF_BACKEND + 48;
 /// Value stored in [`SLOT_MAGIC`].
@@ -33,6 +36,8 @@ pub const S_RDX: usize = OFF_SCRATCH + 16;
 pub const S_TARGET: usize = OFF_SCRATCH + 32;
 /// Spill slot for the scratch register of a rewritten RIP-relative operand.
 pub const S_REWRITE: usize = OFF_SCRATCH + 40;
+/// Guest target of the indirect branch in progress (for the paths after an inline-cache miss).
+pub const S_GUEST_TARGET: usize = OFF_SCRATCH + 48;
 
 /// Candidate scratch registers for rewriting a RIP-relative operand, in preference order.
 pub const REWRITE_SCRATCH: [Register; 4] = [Register::R11, Register::R10, Register::RAX, Register::RCX];
