@@ -20,7 +20,8 @@ usage() {
   cat <<'EOF'
 usage: bench/run.sh [-n RUNS] [-s SCALE] [-p PHASE] [-t TIMEOUT] [--build-ldnc]
   -n RUNS        runs per mode; the median is reported (default 3)
-  -s SCALE       workload scale passed to cpubench (default 20; under two seconds natively on x86_64)
+  -s SCALE       workload scale passed to cpubench (default 5: ~0.4 s natively on x86_64, about a
+                 minute per run for ld-nc-riscv64 under qemu while FP is slow there)
   -p PHASE       only one part of the workload: hash, sort, mandelbrot or nbody (default all)
   -t TIMEOUT     seconds before one run is abandoned (default 600)
   --build-ldnc   first run `cargo build --release -p ld-nc` for x86_64 and riscv64
@@ -29,7 +30,7 @@ target/riscv64gc-unknown-linux-gnu/release/ld-nc under CARGO_TARGET_DIR or ./tar
 EOF
 }
 
-runs=3 scale=20 phase=all limit=600 build=0
+runs=3 scale=5 phase=all limit=600 build=0
 while (($#)); do
   case "$1" in
     -n) runs="${2:?}"; shift 2 ;;
