@@ -20,8 +20,8 @@ usage() {
   cat <<'EOF'
 usage: bench/run.sh [-n RUNS] [-s SCALE] [-p PHASE] [-t TIMEOUT] [--build-ldnc]
   -n RUNS        runs per mode; the median is reported (default 3)
-  -s SCALE       workload scale passed to cpubench (default 5: ~0.4 s natively on x86_64, about a
-                 minute per run for ld-nc-riscv64 under qemu while FP is slow there)
+  -s SCALE       workload scale passed to cpubench (default 5: ~0.4 s natively on x86_64, a
+                 couple of minutes per run for ld-nc-riscv64 under qemu while its FP is slow)
   -p PHASE       only one part of the workload: hash, sort, mandelbrot or nbody (default all)
   -t TIMEOUT     seconds before one run is abandoned (default 600)
   --build-ldnc   first run `cargo build --release -p ld-nc` for x86_64 and riscv64
