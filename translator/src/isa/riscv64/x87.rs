@@ -8,7 +8,8 @@
 //! (its address recomputed from the reloaded guest registers), so a guest fault on the operand
 //! happens in generated code and maps back to the instruction. The environment and save-area
 //! instructions (fnstenv, fnsave, fxsave and their loads) hand the helper the address instead.
-//! FNSTCW/FLDCW/FNSTSW and FWAIT are `ctl.rs`'s (inline moves).
+//! FNSTCW/FNSTSW and FWAIT are `ctl.rs`'s (inline moves); FLDCW is taken here (it is routed
+//! before `ctl.rs`), since a loaded control word keeps only its defined bits.
 
 use iced_x86::{EncodingKind, Instruction, OpKind};
 
@@ -57,6 +58,9 @@ impl Lower<'_> {
     /// Lower one instruction for which [`is_x87`] holds.
     pub fn lower_x87(&mut self, i: &Instruction) -> LResult {
         let p = plan(i.code()).ok_or(Unsupp)?;
+        if i.code() == iced_x86::Code::Fnop {
+            return Ok(());
+        }
         if p.ptr || p.load > 0 {
             let at = self.addr(i)?;
             if p.ptr {

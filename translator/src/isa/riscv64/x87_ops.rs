@@ -110,11 +110,12 @@ pub fn plan(code: Code) -> Option<Plan> {
         | C::Fidiv_m32int | C::Fidivr_m32int => ld(4),
         C::Fld_m64fp | C::Fadd_m64fp | C::Fmul_m64fp | C::Fcom_m64fp | C::Fcomp_m64fp | C::Fsub_m64fp
         | C::Fsubr_m64fp | C::Fdiv_m64fp | C::Fdivr_m64fp | C::Fild_m64int => ld(8),
-        C::Fld_m80fp => ld(10),
+        C::Fld_m80fp | C::Fbld_m80bcd => ld(10),
+        C::Fldcw_m2byte => ld(2),
         C::Fist_m16int | C::Fistp_m16int | C::Fisttp_m16int | C::Fstsw_m2byte | C::Fstcw_m2byte => st(2),
         C::Fst_m32fp | C::Fstp_m32fp | C::Fist_m32int | C::Fistp_m32int | C::Fisttp_m32int => st(4),
         C::Fst_m64fp | C::Fstp_m64fp | C::Fistp_m64int | C::Fisttp_m64int => st(8),
-        C::Fstp_m80fp => st(10),
+        C::Fstp_m80fp | C::Fbstp_m80bcd => st(10),
         C::Fstsw_AX => Some(Plan { ax: true, ..p }),
         C::Fnstenv_m28byte | C::Fstenv_m28byte | C::Fldenv_m28byte | C::Fnstenv_m14byte | C::Fstenv_m14byte
         | C::Fldenv_m14byte | C::Fnsave_m108byte | C::Fsave_m108byte | C::Frstor_m108byte
@@ -138,7 +139,7 @@ pub fn plan(code: Code) -> Option<Plan> {
         | C::Fxam | C::Fld1 | C::Fldl2t | C::Fldl2e | C::Fldpi | C::Fldlg2 | C::Fldln2 | C::Fldz
         | C::F2xm1 | C::Fyl2x | C::Fptan | C::Fpatan | C::Fxtract | C::Fprem1 | C::Fdecstp
         | C::Fincstp | C::Fprem | C::Fyl2xp1 | C::Fsqrt | C::Fsincos | C::Frndint | C::Fscale
-        | C::Fsin | C::Fcos | C::Fnclex | C::Fclex | C::Fninit | C::Finit => Some(p),
+        | C::Fsin | C::Fcos | C::Fnclex | C::Fclex | C::Fninit | C::Finit | C::Fnop => Some(p),
         _ => None,
     }
 }
@@ -684,6 +685,47 @@ impl Fpu<'_> {
         r.value as u64
     }
 
+    /// ST(0) rounded with RC to 18 packed decimal digits (low 8 bytes, high 2 bytes), or the
+    /// decimal indefinite.
+    fn bcd_of(&mut self, a: Option<u128>) -> (u64, u64) {
+        const INDEF_BCD: (u64, u64) = (0xc000_0000_0000_0000, 0xffff);
+        let Some(a) = a else { return INDEF_BCD };
+        if matches!(class(a), Cls::Unsupported | Cls::QNan | Cls::SNan | Cls::Inf) {
+            self.flag(IE);
+            return INDEF_BCD;
+        }
+        let x = to_ext(a);
+        let rc = self.rc();
+        let mut exact = false;
+        let r = x.to_i128_r(80, rc, &mut exact);
+        let mag = r.value.unsigned_abs();
+        if r.status.contains(Status::INVALID_OP) || mag >= 1_000_000_000_000_000_000 {
+            self.flag(IE);
+            return INDEF_BCD;
+        }
+        let mut up = false;
+        if !exact {
+            self.flag(PE);
+            let mut e2 = false;
+            up = x.to_i128_r(80, Round::TowardZero, &mut e2).value != r.value;
+        }
+        self.c1(up);
+        let (mut lo, mut hi, mut m) = (0u64, 0u64, mag);
+        for k in 0..18 {
+            let d = (m % 10) as u64;
+            m /= 10;
+            if k < 16 {
+                lo |= d << (4 * k);
+            } else {
+                hi |= d << (4 * (k - 16));
+            }
+        }
+        if sign_of(a) {
+            hi |= 0x8000;
+        }
+        (lo, hi)
+    }
+
     /// ST(0) to a 32- or 64-bit float bit pattern.
     fn float_of(&mut self, a: Option<u128>, bits: u32) -> u64 {
         let indef = if bits == 32 { 0xffc0_0000 } else { 0xfff8_0000_0000_0000 };
@@ -1147,6 +1189,26 @@ pub fn exec(cpu: &mut CpuState, code: Code, sti: usize, input: [u64; 2], out: &m
             f.push(v);
             f.denormal(den);
         }
+        C::Fbld_m80bcd => {
+            // 18 packed decimal digits and a sign bit; digits above 9 are taken at face value.
+            let mut v: i128 = 0;
+            for k in (0..18).rev() {
+                let byte = if k / 2 < 8 { input[0] >> (8 * (k / 2)) } else { input[1] >> (8 * (k / 2 - 8)) };
+                let nib = (byte >> (4 * (k % 2))) & 15;
+                v = v * 10 + i128::from(nib as u8);
+            }
+            let neg = input[1] >> 15 & 1 != 0;
+            let x = Ext::from_i128(v).value;
+            f.c1(false);
+            f.push(from_ext(if neg { -x } else { x }));
+        }
+        C::Fbstp_m80bcd => {
+            let a = f.get(0);
+            let (lo, hi) = f.bcd_of(a);
+            out[0] = lo;
+            out[1] = hi;
+            f.pop();
+        }
         C::Fild_m16int | C::Fild_m32int | C::Fild_m64int => {
             let bytes = plan(code).map_or(8, |p| p.load);
             f.c1(false);
@@ -1199,7 +1261,8 @@ pub fn exec(cpu: &mut CpuState, code: Code, sti: usize, input: [u64; 2], out: &m
             }
         }
         C::Fst_sti | C::Fstp_sti | C::Fstpnce_sti | C::Fstp_sti_DFD0 | C::Fstp_sti_DFD8 => {
-            let v = f.get(0).unwrap_or(INDEF);
+            // The D9 D8+i alias signals no stack underflow (as hardware does).
+            let v = if code == C::Fstpnce_sti && f.empty(0) { INDEF } else { f.get(0).unwrap_or(INDEF) };
             f.c1(false);
             f.set(sti, v);
             if code != C::Fst_sti {
@@ -1308,6 +1371,8 @@ pub fn exec(cpu: &mut CpuState, code: Code, sti: usize, input: [u64; 2], out: &m
             f.c.ftw = 0;
         }
         C::Fnclex | C::Fclex => f.c.fsw &= 0x7f00,
+        C::Fldcw_m2byte => f.c.fcw = control_word(input[0] as u16),
+        C::Fnop => {}
         C::Fstsw_AX | C::Fstsw_m2byte => out[0] = u64::from(f.c.fsw),
         C::Fstcw_m2byte => out[0] = u64::from(f.c.fcw),
         // ---- transcendental (double precision) ----
@@ -1350,6 +1415,11 @@ pub fn exec(cpu: &mut CpuState, code: Code, sti: usize, input: [u64; 2], out: &m
         _ => return false,
     }
     true
+}
+
+/// A control word as loaded: bit 6 reads as one, bits 7 and 13..16 as zero.
+fn control_word(v: u16) -> u16 {
+    (v & 0x1f3f) | 0x40
 }
 
 /// The full (two bits per register) tag word.
@@ -1415,7 +1485,7 @@ pub fn area_op(cpu: &mut CpuState, code: Code, a: &mut [u8]) {
         }
     };
     let load_env = |f: &mut Fpu<'_>, a: &[u8]| {
-        f.c.fcw = get16(a, 0);
+        f.c.fcw = control_word(get16(a, 0));
         f.c.fsw = get16(a, w);
         let t = get16(a, 2 * w);
         f.c.ftw = (0..8).fold(0, |acc, p| acc | u8::from(t >> (2 * p) & 3 != 3) << p);
@@ -1460,7 +1530,7 @@ pub fn area_op(cpu: &mut CpuState, code: Code, a: &mut [u8]) {
             }
         }
         C::Fxrstor_m512byte | C::Fxrstor64_m512byte => {
-            f.c.fcw = get16(a, 0);
+            f.c.fcw = control_word(get16(a, 0));
             f.c.fsw = get16(a, 2);
             f.c.ftw = a[4];
             let mut m = [0u8; 4];
