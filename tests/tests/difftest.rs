@@ -457,3 +457,206 @@ fn rep_bsf() {
         .collect();
     run_groups::<B>("rep_bsf", groups);
 }
+
+// ---- x87 (added by the x87 helper) ----
+
+/// 80-bit operands for the x87 family: (significand, sign|exponent), edges first.
+const X87_EDGES: [(u64, u16); 20] = [
+    (0, 0),
+    (0, 0x8000),
+    (1 << 63, 0x3fff),
+    (1 << 63, 0xbfff),
+    (0xc90f_daa2_2168_c235, 0x4000),
+    (0xffff_ffff_ffff_ffff, 0x7ffe),
+    (1 << 63, 0x0001),
+    (1, 0),
+    (0x4000_0000_0000_0001, 0x8000),
+    (1 << 63, 0x7fff),
+    (1 << 63, 0xffff),
+    (0xc000_0000_0000_0000, 0xffff),
+    (0xc000_0000_1234_0000, 0x7fff),
+    (0xa000_0000_0000_0001, 0x7fff),
+    (0x4000_0000_0000_0000, 0x3fff),
+    (0x8000_0000_0000_0000, 0x0000),
+    (0xd000_0000_0000_0000, 0x403d),
+    (0xffff_ffff_ffff_f800, 0x3ffe),
+    (0xa000_0000_0000_0000, 0x4002),
+    (0xb17f_ffff_0000_0000, 0x4008),
+];
+
+fn x87_value(rng: &mut ldnc_tests::difftest::Rng, index: u64, k: u64) -> [u8; 10] {
+    let (sig, se) = if index < 12 && k < 2 {
+        X87_EDGES[((index * 2 + k) % X87_EDGES.len() as u64) as usize]
+    } else {
+        match rng.below(4) {
+            0 => X87_EDGES[rng.below(X87_EDGES.len() as u64) as usize],
+            1 => (1 << 63 | rng.next_u64() >> 30, 0x3fff | (rng.below(2) as u16) << 15),
+            2 => (1 << 63 | rng.next_u64(), (0x3fff - 80 + rng.below(160) as u16) | (rng.below(2) as u16) << 15),
+            _ => (1 << 63 | rng.next_u64(), (rng.below(0x7fff) as u16) | (rng.below(2) as u16) << 15),
+        }
+    };
+    let mut b = [0u8; 10];
+    b[..8].copy_from_slice(&sig.to_le_bytes());
+    b[8..].copy_from_slice(&se.to_le_bytes());
+    b
+}
+
+/// One x87 case: `fninit; fldcw` (random precision and rounding, exceptions masked), a stack of
+/// `fld m80` values (depth 0..=8), the instruction under test with its memory operand in the
+/// window, then `fnstsw`, `fnstcw` and eight `fstp m80` (an empty register stores the
+/// indefinite, so tags are compared too) into the window, and `fninit`.
+fn x87_case(code: Code, slot: u8, seed: u64, index: u64) -> Result<(Case, ldnc_tests::difftest::Expect, String), gen::GenError> {
+    use iced_x86::MemoryOperand;
+    use ldnc_tests::difftest::{data_base, Rng, STACK_TOP};
+    let mut rng = Rng::new(seed);
+    let m = |off: u64| MemoryOperand::with_base_displ(Register::RBX, off as i64);
+    let e = |r: Result<Instruction, iced_x86::IcedError>| r.map_err(|x| gen::GenError(x.to_string()));
+    let mut regs = Regs { rflags: flags::FIXED1 | flags::IF | (rng.next_u64() & 0xc5), mxcsr: 0x1f80, ..Regs::default() };
+    for (i, g) in regs.gpr.iter_mut().enumerate() {
+        *g = 0x0101_0101_0101_0101u64.wrapping_mul(i as u64 + 3);
+    }
+    regs.gpr[3] = data_base(slot);
+    regs.gpr[4] = data_base(slot) + STACK_TOP;
+    let mut patches = Vec::new();
+    // Control word at 0x40, stack values at 0x50.., the operand at 0x100, results at 0x200...
+    let pc = [0u16, 2, 3, 3][rng.below(4) as usize];
+    let cw = 0x107f_u16 & !0x0f00 | pc << 8 | (rng.below(4) as u16) << 10;
+    patches.push((0x40u16, cw.to_le_bytes().to_vec()));
+    let depth = match index % 9 {
+        0 => 0,
+        1 => 8,
+        _ => 1 + rng.below(7),
+    };
+    // Eight `fldz` and a second `fninit` leave +0 in every (empty) register, so what FXAM and
+    // the stores see of an empty register does not depend on earlier runs.
+    let mut insns = vec![Instruction::with(Code::Fninit)];
+    insns.extend([Instruction::with(Code::Fldz); 8]);
+    insns.push(Instruction::with(Code::Fninit));
+    insns.push(e(Instruction::with1(Code::Fldcw_m2byte, m(0x40)))?);
+    for k in 0..depth {
+        patches.push((0x50 + 10 * k as u16, x87_value(&mut rng, index, k).to_vec()));
+        insns.push(e(Instruction::with1(Code::Fld_m80fp, m(0x50 + 10 * k)))?);
+    }
+    // The memory operand: a float, an integer or an m80 of the right size (and a masked
+    // control word for fldcw).
+    let oc = code.op_code();
+    let size = oc.memory_size().size();
+    let mut op = vec![0u8; 16];
+    match size {
+        2 => op[..2].copy_from_slice(&(rng.next_u64() as u16 | if code == Code::Fldcw_m2byte { 0x3f } else { 0 }).to_le_bytes()),
+        4 => {
+            let v = if rng.one_in(2) { (rng.next_u64() as u32 & 0x807f_ffff) | (0x3c00_0000 + ((rng.below(16) as u32) << 23)) } else { rng.next_u64() as u32 };
+            op[..4].copy_from_slice(&v.to_le_bytes());
+        }
+        8 => {
+            let v = if rng.one_in(2) { (rng.next_u64() & 0x800f_ffff_ffff_ffff) | (0x3f0 + rng.below(32)) << 52 } else { rng.next_u64() };
+            op[..8].copy_from_slice(&v.to_le_bytes());
+        }
+        10 => op[..10].copy_from_slice(&x87_value(&mut rng, index, 2)),
+        _ => {}
+    }
+    patches.push((0x100, op));
+    let n = oc.op_count();
+    let mut insn = Instruction::default();
+    insn.set_code(code);
+    for k in 0..n {
+        match oc.op_kind(k) {
+            iced_x86::OpCodeOperandKind::st0 => {
+                insn.set_op_kind(k, iced_x86::OpKind::Register);
+                insn.set_op_register(k, Register::ST0);
+            }
+            iced_x86::OpCodeOperandKind::sti_opcode => {
+                insn.set_op_kind(k, iced_x86::OpKind::Register);
+                insn.set_op_register(k, [Register::ST0, Register::ST1, Register::ST2, Register::ST5][rng.below(4) as usize]);
+            }
+            iced_x86::OpCodeOperandKind::mem => {
+                insn.set_op_kind(k, iced_x86::OpKind::Memory);
+                insn.set_memory_base(Register::RBX);
+                insn.set_memory_displacement64(0x100);
+                insn.set_memory_displ_size(1);
+            }
+            iced_x86::OpCodeOperandKind::ax => {
+                insn.set_op_kind(k, iced_x86::OpKind::Register);
+                insn.set_op_register(k, Register::AX);
+            }
+            other => return Err(gen::GenError(format!("operand kind {other:?}"))),
+        }
+    }
+    let text = format!("{insn}");
+    insns.push(insn);
+    // The last-instruction and last-operand pointers and the opcode (FIP, FCS, FOP, FDP, FDS) of
+    // a stored environment depend on where the code runs: cleared on both sides.
+    if matches!(code.mnemonic(), Mnemonic::Fnstenv | Mnemonic::Fstenv | Mnemonic::Fnsave | Mnemonic::Fsave) {
+        if size == 28 || size == 108 {
+            insns.push(e(Instruction::with2(Code::Mov_rm64_imm32, m(0x10c), 0))?);
+            insns.push(e(Instruction::with2(Code::Mov_rm64_imm32, m(0x114), 0))?);
+        } else {
+            insns.push(e(Instruction::with2(Code::Mov_rm64_imm32, m(0x106), 0))?);
+        }
+    }
+    // MXCSR_MASK in an FXSAVE image depends on the CPU model.
+    if matches!(code.mnemonic(), Mnemonic::Fxsave | Mnemonic::Fxsave64) {
+        insns.push(e(Instruction::with2(Code::Mov_rm32_imm32, m(0x11c), 0))?);
+    }
+    insns.push(e(Instruction::with1(Code::Fnstsw_m2byte, m(0x200)))?);
+    insns.push(e(Instruction::with1(Code::Fnstcw_m2byte, m(0x202)))?);
+    for k in 0..8 {
+        insns.push(e(Instruction::with1(Code::Fstp_m80fp, m(0x210 + 10 * k)))?);
+    }
+    insns.push(Instruction::with(Code::Fninit));
+    let code_bytes = gen::assemble(&insns, slot)?;
+    let case = Case { slot, code: code_bytes, regs, mem_seed: seed, patches };
+    Ok((case, ldnc_tests::difftest::Expect::default(), text))
+}
+
+/// x87 instructions (every 64-bit-mode form iced knows but the environment loads, which would
+/// load random control words): under all precision and rounding controls, with edge and random
+/// operands, stack depths 0..=8 (underflow, overflow), the status word, control word and all
+/// eight registers compared through memory.
+#[test]
+fn x87() {
+    use ldnc_tests::difftest::harness::{run_groups, Group};
+    let codes: Vec<Code> = Code::values()
+        .filter(|c| {
+            let oc = c.op_code();
+            let name = format!("{:?}", c.mnemonic());
+            oc.is_instruction()
+                && oc.mode64()
+                && c.encoding() == iced_x86::EncodingKind::Legacy
+                && name.starts_with('F')
+                && !matches!(
+                    c.mnemonic(),
+                    Mnemonic::Femms
+                        | Mnemonic::Fldenv
+                        | Mnemonic::Frstor
+                        | Mnemonic::Fxrstor
+                        | Mnemonic::Fxrstor64
+                        | Mnemonic::Fneni
+                        | Mnemonic::Fndisi
+                        | Mnemonic::Fnsetpm
+                        | Mnemonic::Feni
+                        | Mnemonic::Fdisi
+                        | Mnemonic::Fsetpm
+                        | Mnemonic::Frstpm
+                        | Mnemonic::Fstdw
+                        | Mnemonic::Fstsg
+                        | Mnemonic::Fnstdw
+                        | Mnemonic::Fnstsg
+                )
+                && oc.op_kinds().iter().all(|k| {
+                    use iced_x86::OpCodeOperandKind as K;
+                    matches!(k, K::st0 | K::sti_opcode | K::mem | K::ax)
+                })
+        })
+        .collect();
+    assert!(codes.len() > 120, "expected the x87 forms, got {}", codes.len());
+    let groups = codes
+        .into_iter()
+        .map(|c| Group {
+            name: format!("x87:{c:?}"),
+            needs: Some(translator::cpuid::Features::BASELINE),
+            make: Box::new(move |slot, seed, index, _| x87_case(c, slot, seed, index)),
+        })
+        .collect();
+    run_groups::<B>("x87", groups);
+}
