@@ -173,7 +173,9 @@ pub fn run<B: Backend + 'static>(guest: &mut Guest, debug: crate::config::DebugF
     }
     crate::smc::install_fault_map(tr.fault_map());
     crate::smc::install(tr.smc())?;
-    Ok(run_loop(&mut tr, &mut guest.ctx, &mut guest.proc))
+    let status = run_loop(&mut tr, &mut guest.ctx, &mut guest.proc);
+    translator::isa::riscv64::profile_report();
+    Ok(status)
 }
 
 /// Alternate between translated code and the runtime until the guest exits; its exit status.

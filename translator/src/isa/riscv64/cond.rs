@@ -315,7 +315,10 @@ impl Lower<'_> {
         Some(t)
     }
 
-    /// Branch to `l` (may be far) when `cc` holds.
+    /// Branch to `l` when `cc` holds.
+    ///
+    /// `l` must be bound within a conditional branch's reach (±4 KiB): `jcc` binds it right
+    /// after the fall-through link site, so one branch instruction suffices.
     pub fn branch_if(&mut self, cc: CC, l: Label) {
         match self.fs {
             FState::Lazy { kind: Kind::Sub, bits, .. } if !matches!(cc, CC::o | CC::no | CC::p | CC::np) => {
@@ -335,7 +338,7 @@ impl Lower<'_> {
                     CC::s => (Op::Blt, self.top(F_RES, bits), Reg::ZERO),
                     _ => (Op::Bge, self.top(F_RES, bits), Reg::ZERO),
                 };
-                self.a.b_far(op, a, b, l);
+                self.a.b(op, a, b, l);
             }
             FState::Lazy { kind: Kind::Logic, bits, .. } if !matches!(cc, CC::p | CC::np) => {
                 let r = self.top(F_RES, bits);
@@ -354,11 +357,11 @@ impl Lower<'_> {
                         return;
                     }
                 };
-                self.a.b_far(op, a, b, l);
+                self.a.b(op, a, b, l);
             }
             _ => {
                 let v = self.cond(cc);
-                self.a.b_far(Op::Bne, v, Reg::ZERO, l);
+                self.a.b(Op::Bne, v, Reg::ZERO, l);
             }
         }
     }

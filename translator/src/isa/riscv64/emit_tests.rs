@@ -217,12 +217,18 @@ fn branch_and_jump_offsets_at_their_limits() {
 }
 
 #[test]
-fn link_sites_encode_auipc_jalr() {
+fn link_sites_encode_jal_or_auipc_jalr() {
     use crate::isa::Backend;
     let b = super::Riscv64Backend::with_ext(Ext::default());
     let mut out = [0u8; 8];
-    b.encode_link(0x1000, 0x1000 + 0x12345, &mut out).expect("in range");
-    assert_eq!(disasm_buf(&out, 0x1000), ["auipc t0,0x12", "jalr zero,837(t0)"]);
+    // Within ±1 MiB: a direct jal.
+    b.encode_link(0x10_0000, 0x10_0000 + 0x1_2344, &mut out).expect("near");
+    assert_eq!(disasm_buf(&out, 0x10_0000), ["jal zero,0x112344", "addi zero,zero,0"]);
+    b.encode_link(0x10_0000, 0x10_0000 - (1 << 20), &mut out).expect("near, backwards");
+    assert_eq!(disasm_buf(&out, 0x10_0000), ["jal zero,0x0", "addi zero,zero,0"]);
+    // Farther: auipc + jalr through t0.
+    b.encode_link(0x1000, 0x1000 + 0x12_3450, &mut out).expect("in range");
+    assert_eq!(disasm_buf(&out, 0x1000), ["auipc t0,0x123", "jalr zero,1104(t0)"]);
     b.encode_link(0x8000_0000, 0x1000, &mut out).expect("backwards");
     assert_eq!(disasm_buf(&out, 0x8000_0000), ["auipc t0,0x80001", "jalr zero,0(t0)"]);
     assert!(b.encode_link(0, 1 << 40, &mut out).is_none());
@@ -297,7 +303,8 @@ fn has(text: &[String], needle: &str) -> bool {
 fn cmp_jcc_fuses_into_one_branch() {
     // cmp rax, rbx; jl +0
     let t = lower_text(&[0x48, 0x39, 0xd8, 0x7c, 0x00], Ext::default());
-    assert!(t.iter().any(|l| l.starts_with("bge s10,s11,")), "{t:#?}");
+    assert!(t.iter().any(|l| l.starts_with("blt s10,s11,")), "{t:#?}");
+    assert_eq!(t.iter().filter(|l| l.starts_with('b')).count(), 1, "one branch: {t:#?}");
     assert!(!has(&t, "jalr ra,0(ra)"), "no helper call: {t:#?}");
     // The subtraction result is kept for a consumer in another block, with its kind word.
     assert!(has(&t, "sub s0,a6,s2"), "{t:#?}");

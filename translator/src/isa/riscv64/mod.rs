@@ -22,6 +22,7 @@ pub mod disasm;
 pub mod encode;
 pub mod flags;
 pub mod lower;
+pub mod profile;
 pub mod regs;
 pub mod sse;
 pub mod x87;
@@ -49,13 +50,15 @@ pub struct Riscv64Backend {
     pub bytes: u64,
     /// Fault map entries of the block last translated.
     pc_map: Vec<crate::fault::PcEntry>,
+    /// Count block executions (`LDNC_RISCV_PROFILE`, see `profile.rs`).
+    profile: bool,
 }
 
 impl Riscv64Backend {
     /// A backend emitting code for exactly these extensions (tests, and hosts where probing is
     /// overridden).
     pub fn with_ext(ext: Ext) -> Riscv64Backend {
-        Riscv64Backend { ext, blocks: 0, bytes: 0, pc_map: Vec::new() }
+        Riscv64Backend { ext, blocks: 0, bytes: 0, pc_map: Vec::new(), profile: false }
     }
 
     /// The extensions in use.
@@ -149,7 +152,12 @@ impl Backend for Riscv64Backend {
     const LINK_SITE_LEN: usize = LINK_SITE_LEN;
 
     fn new() -> Self {
-        Riscv64Backend::with_ext(probe_ext())
+        let mut b = Riscv64Backend::with_ext(probe_ext());
+        if profile::enabled_by_env() {
+            profile::enable();
+            b.profile = true;
+        }
+        b
     }
 
     fn features(&self) -> Features {
@@ -157,6 +165,25 @@ impl Backend for Riscv64Backend {
     }
 
     fn translate(&mut self, block: &GuestBlock, base: u64, out: &mut Vec<u8>) -> Result<Translated, TranslateError> {
+        if self.profile {
+            let (counter, pro) = profile::prologue(self.ext);
+            let skip = pro.len() as u32;
+            let (code, mut t, _, mut pcs) = translate_block_counted(block, base + u64::from(skip), self.ext)?;
+            for s in &mut t.link_sites {
+                s.offset += skip;
+            }
+            for p in &mut pcs {
+                p.host_off += skip;
+            }
+            let mut all = pro;
+            all.extend_from_slice(&code);
+            profile::record(block, base, &all, counter);
+            self.pc_map = pcs;
+            self.blocks += 1;
+            self.bytes += all.len() as u64;
+            out.extend_from_slice(&all);
+            return Ok(t);
+        }
         let (code, t, _, pcs) = translate_block_counted(block, base, self.ext)?;
         self.pc_map = pcs;
         if std::env::var_os("LDNC_RV_DUMP").is_some() {
@@ -172,7 +199,15 @@ impl Backend for Riscv64Backend {
 
     fn encode_link(&self, site: u64, target: u64, out: &mut [u8]) -> Option<()> {
         let mut a = asm::Asm::new(self.ext);
-        a.jump_abs(site, target, encode::Reg::T0)?;
+        let off = target.wrapping_sub(site) as i64;
+        if encode::fits_j(off) {
+            // A direct jump: cheaper than auipc + jalr, and predicted (and chained by
+            // emulators) as a direct branch. The second word is never reached.
+            a.word(encode::enc_j(encode::Op::Jal, encode::Reg::ZERO, off as i32));
+            a.addi(encode::Reg::ZERO, encode::Reg::ZERO, 0);
+        } else {
+            a.jump_abs(site, target, encode::Reg::T0)?;
+        }
         let b = a.bytes();
         out.get_mut(..LINK_SITE_LEN)?.copy_from_slice(b.get(..LINK_SITE_LEN)?);
         Some(())
@@ -211,6 +246,8 @@ impl Backend for Riscv64Backend {
 
 #[cfg(target_arch = "riscv64")]
 pub use trampoline::redirect_fault;
+
+pub use profile::profile_report;
 
 #[cfg(target_arch = "riscv64")]
 mod trampoline {
