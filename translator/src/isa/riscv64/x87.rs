@@ -24,6 +24,9 @@ use crate::ctx::OFF_SCRATCH;
 #[path = "x87_ops.rs"]
 pub mod x87_ops;
 
+#[path = "x87_trans.rs"]
+mod x87_trans;
+
 #[cfg(test)]
 #[path = "x87_tests.rs"]
 mod x87_tests;

@@ -15,8 +15,9 @@
 //!
 //! Exceptions are always handled as if masked (the masked response is written and the flag set);
 //! an unmasked x87 exception is not delivered as SIGFPE. The transcendental instructions (f2xm1,
-//! fyl2x, fyl2xp1, fptan, fpatan, fsin, fcos, fsincos) are computed in double precision and are
-//! therefore not bit-exact; everything else is.
+//! fyl2x, fyl2xp1, fptan, fpatan, fsin, fcos, fsincos) are evaluated in quad precision
+//! (`x87_trans.rs`) and rounded once: within an ulp, but not always the bit a given CPU returns;
+//! everything else is bit-exact.
 
 use core::cmp::Ordering;
 
@@ -24,6 +25,7 @@ use iced_x86::Code;
 use rustc_apfloat::ieee::{Double, IeeeFloat, Quad, Semantics, Single, X87DoubleExtended as Ext};
 use rustc_apfloat::{Float, FloatConvert, Round, Status, StatusAnd};
 
+use super::x87_trans;
 use crate::cpu::{flags as rf, CpuState};
 use crate::ctx::ThreadCtx;
 
@@ -997,56 +999,219 @@ impl Fpu<'_> {
         self.cc(cls | if sign_of(a) { C1 } else { 0 });
     }
 
-    /// Transcendental functions through f64 (not bit-exact; see the module comment).
-    fn approx1(&mut self, a: u128, f: impl Fn(f64) -> f64) -> u128 {
-        let c = class(a);
-        if c == Cls::Unsupported {
-            self.flag(IE);
-            return INDEF;
-        }
-        if is_nan(c) {
-            return self.pick_nan(a, a);
-        }
-        let mut l = false;
-        let x: StatusAnd<Double> = to_ext(a).convert(&mut l);
-        let y = f(f64::from_bits(x.value.to_bits() as u64));
-        if y.is_nan() {
-            self.flag(IE);
-            return INDEF;
-        }
-        self.flag(PE);
-        let (r, _) = f64_to_raw(y.to_bits());
-        r
+    /// A transcendental result computed in quad, rounded to 80 bits with RC (PE, C1, UE).
+    fn round_quad(&mut self, q: Quad) -> u128 {
+        let small = || q.is_finite_non_zero() && q.ilogb() < -16382;
+        self.finish(
+            |rc| {
+                let mut l = false;
+                q.convert_r(rc, &mut l)
+            },
+            || false,
+            small,
+        )
     }
 
-    fn approx_unary(&mut self, f: impl Fn(f64) -> f64) {
+    /// The operand checks of a transcendental instruction: `Err` with the result for
+    /// unsupported encodings and NaNs, else the value in quad (DE for a denormal).
+    fn trans_operand(&mut self, a: u128, b: Option<u128>) -> Result<(Quad, Quad), u128> {
+        let (ca, cb) = (class(a), b.map_or(Cls::Normal, class));
+        if ca == Cls::Unsupported || cb == Cls::Unsupported {
+            self.flag(IE);
+            return Err(INDEF);
+        }
+        if is_nan(ca) || is_nan(cb) {
+            let r = match b {
+                Some(b) => self.pick_nan(b, a),
+                None => self.pick_nan(a, a),
+            };
+            return Err(r);
+        }
+        self.denormal(ca == Cls::Denormal || cb == Cls::Denormal);
+        Ok((to_quad(to_ext(a)), b.map_or(Quad::ZERO, |b| to_quad(to_ext(b)))))
+    }
+
+    /// F2XM1: ST(0) = 2^ST(0) − 1.
+    fn f2xm1(&mut self) {
         let Some(a) = self.get(0) else {
             self.set(0, INDEF);
             return;
         };
         self.c1(false);
-        let r = self.approx1(a, f);
+        let r = match self.trans_operand(a, None) {
+            Err(r) => r,
+            Ok((x, _)) if x.is_zero() => a,
+            Ok((x, _)) if x.is_infinite() => {
+                if x.is_negative() {
+                    0xbfff << 64 | 1 << 63
+                } else {
+                    a
+                }
+            }
+            Ok((x, _)) => self.round_quad(x87_trans::exp2m1(x)),
+        };
         self.set(0, r);
     }
 
-    /// ST(1) = f(ST(1), ST(0)), pop.
-    fn approx_binary(&mut self, f: impl Fn(f64, f64) -> f64) {
+    /// FYL2X (ST(1) · log2 ST(0)) and FYL2XP1 (ST(1) · log2(ST(0) + 1)), popping.
+    fn fyl2x(&mut self, plus_one: bool) {
         let (Some(a), Some(b)) = (self.get(0), self.get(1)) else {
             self.set(1, INDEF);
             self.pop();
             return;
         };
         self.c1(false);
-        let r = if is_nan(class(a)) || is_nan(class(b)) {
-            self.pick_nan(b, a)
-        } else {
-            let x = self.approx1(a, |v| v);
-            let bv = f64::from_bits(self.float_of(Some(b), 64));
-            let av = f64::from_bits(self.float_of(Some(x), 64));
-            self.approx1(f64_to_raw(f(bv, av).to_bits()).0, |v| v)
+        let r = match self.trans_operand(a, Some(b)) {
+            Err(r) => r,
+            Ok((x, y)) => {
+                // The logarithm's argument and its special values.
+                let arg = if plus_one { x.add_r(Quad::from_i128(1).value, Round::NearestTiesToEven).value } else { x };
+                let one = Quad::from_i128(1).value;
+                let inf_of = |neg: bool| if neg { 0xffff << 64 | 1 << 63 } else { 0x7fff << 64 | 1 << 63 };
+                let zero_of = |neg: bool| if neg { 1u128 << 79 } else { 0 };
+                if arg.is_negative() && !arg.is_zero() {
+                    self.flag(IE);
+                    INDEF
+                } else if arg.is_zero() {
+                    // log2(0) = −inf.
+                    if y.is_zero() {
+                        self.flag(IE);
+                        INDEF
+                    } else {
+                        if !y.is_infinite() {
+                            self.flag(ZE);
+                        }
+                        inf_of(!y.is_negative())
+                    }
+                } else if arg.is_infinite() {
+                    if y.is_zero() {
+                        self.flag(IE);
+                        INDEF
+                    } else {
+                        inf_of(y.is_negative())
+                    }
+                } else if y.is_infinite() {
+                    match arg.partial_cmp(&one) {
+                        Some(Ordering::Equal) => {
+                            self.flag(IE);
+                            INDEF
+                        }
+                        Some(Ordering::Greater) => inf_of(y.is_negative()),
+                        _ => inf_of(!y.is_negative()),
+                    }
+                } else {
+                    let l = if plus_one { x87_trans::log2_1p(x) } else { x87_trans::log2(x) };
+                    if l.is_zero() || y.is_zero() {
+                        // An exact zero takes the sign of the product.
+                        let neg = (l.is_negative() || (l.is_zero() && plus_one && x.is_negative())) != y.is_negative();
+                        zero_of(neg)
+                    } else {
+                        let p = l.mul_r(y, Round::NearestTiesToEven).value;
+                        self.round_quad(p)
+                    }
+                }
+            }
         };
         self.set(1, r);
         self.pop();
+    }
+
+    /// FPATAN: ST(1) = atan2(ST(1), ST(0)), popping.
+    fn fpatan(&mut self) {
+        let (Some(a), Some(b)) = (self.get(0), self.get(1)) else {
+            self.set(1, INDEF);
+            self.pop();
+            return;
+        };
+        self.c1(false);
+        let r = match self.trans_operand(a, Some(b)) {
+            Err(r) => r,
+            Ok((x, y)) => {
+                let p = x87_trans::pi();
+                let signed = |v: Quad, neg: bool| if neg { -v } else { v };
+                let q = if y.is_infinite() || x.is_infinite() {
+                    let quarter = p.scalbn(-2);
+                    let t = match (y.is_infinite(), x.is_infinite(), x.is_negative()) {
+                        (true, true, false) => quarter,
+                        (true, true, true) => quarter.mul_r(Quad::from_i128(3).value, Round::NearestTiesToEven).value,
+                        (true, false, _) => p.scalbn(-1),
+                        (false, true, false) => Quad::ZERO,
+                        (false, true, true) => p,
+                        (false, false, _) => Quad::ZERO,
+                    };
+                    signed(t, y.is_negative())
+                } else if y.is_zero() {
+                    signed(if x.is_negative() { p } else { Quad::ZERO }, y.is_negative())
+                } else if x.is_zero() {
+                    signed(p.scalbn(-1), y.is_negative())
+                } else {
+                    x87_trans::atan2(y, x)
+                };
+                if q.is_zero() {
+                    u128::from(y.is_negative()) << 79
+                } else {
+                    self.round_quad(q)
+                }
+            }
+        };
+        self.set(1, r);
+        self.pop();
+    }
+
+    /// FSIN, FCOS, FSINCOS, FPTAN. Out-of-range operands (|x| ≥ 2^63) set C2 and are left alone.
+    fn trig(&mut self, code: Code) {
+        use Code as C;
+        let two_results = matches!(code, C::Fsincos | C::Fptan);
+        if two_results && self.full() && !self.empty(0) {
+            self.set(0, INDEF);
+            self.push(INDEF);
+            return;
+        }
+        let Some(a) = self.get(0) else {
+            self.c.fsw &= !C2;
+            self.set(0, INDEF);
+            if two_results {
+                self.push(INDEF);
+            }
+            return;
+        };
+        self.c1(false);
+        if !self.trig_in_range(a) {
+            self.c.fsw |= C2;
+            return;
+        }
+        self.c.fsw &= !C2;
+        let (first, second) = match self.trans_operand(a, None) {
+            Err(r) => (r, r),
+            Ok((x, _)) if x.is_infinite() => {
+                self.flag(IE);
+                (INDEF, INDEF)
+            }
+            Ok((x, _)) => {
+                let (s, c) = x87_trans::sin_cos(x);
+                let one = 0x3fff << 64 | 1 << 63;
+                match code {
+                    C::Fsin if x.is_zero() => (a, 0),
+                    C::Fsin => (self.round_quad(s), 0),
+                    C::Fcos if x.is_zero() => (one, 0),
+                    C::Fcos => (self.round_quad(c), 0),
+                    C::Fptan if x.is_zero() => (a, one),
+                    C::Fptan => (self.round_quad(s.div_r(c, Round::NearestTiesToEven).value), one),
+                    _ if x.is_zero() => (a, one),
+                    _ => {
+                        let rs = self.round_quad(s);
+                        let up = self.c.fsw & C1;
+                        let rc = self.round_quad(c);
+                        self.c.fsw |= up;
+                        (rs, rc)
+                    }
+                }
+            }
+        };
+        self.set(0, first);
+        if two_results {
+            self.push(second);
+        }
     }
 
     fn trig_in_range(&self, a: u128) -> bool {
@@ -1375,43 +1540,12 @@ pub fn exec(cpu: &mut CpuState, code: Code, sti: usize, input: [u64; 2], out: &m
         C::Fnop => {}
         C::Fstsw_AX | C::Fstsw_m2byte => out[0] = u64::from(f.c.fsw),
         C::Fstcw_m2byte => out[0] = u64::from(f.c.fcw),
-        // ---- transcendental (double precision) ----
-        C::F2xm1 => f.approx_unary(|x| x.exp2() - 1.0),
-        C::Fsin | C::Fcos => {
-            let a = f.raw(0);
-            if !f.empty(0) && !f.trig_in_range(a) {
-                f.cc(C2);
-                return true;
-            }
-            f.c.fsw &= !C2;
-            if code == C::Fsin { f.approx_unary(f64::sin) } else { f.approx_unary(f64::cos) }
-        }
-        C::Fptan | C::Fsincos => {
-            let a = f.raw(0);
-            if !f.empty(0) && !f.trig_in_range(a) {
-                f.cc(C2);
-                return true;
-            }
-            f.c.fsw &= !C2;
-            if code == C::Fptan {
-                f.approx_unary(f64::tan);
-                let one = 0x3fff << 64 | 1 << 63;
-                f.push(if is_nan(class(f.raw(0))) { f.raw(0) } else { one });
-            } else {
-                let Some(x) = f.get(0) else {
-                    f.set(0, INDEF);
-                    f.push(INDEF);
-                    return true;
-                };
-                let s = f.approx1(x, f64::sin);
-                let c = f.approx1(x, f64::cos);
-                f.set(0, s);
-                f.push(c);
-            }
-        }
-        C::Fyl2x => f.approx_binary(|y, x| y * x.log2()),
-        C::Fyl2xp1 => f.approx_binary(|y, x| y * x.ln_1p() / core::f64::consts::LN_2),
-        C::Fpatan => f.approx_binary(f64::atan2),
+        // ---- transcendental (quad precision, see x87_trans.rs) ----
+        C::F2xm1 => f.f2xm1(),
+        C::Fsin | C::Fcos | C::Fptan | C::Fsincos => f.trig(code),
+        C::Fyl2x => f.fyl2x(false),
+        C::Fyl2xp1 => f.fyl2x(true),
+        C::Fpatan => f.fpatan(),
         _ => return false,
     }
     true
