@@ -1199,10 +1199,9 @@ impl Fpu<'_> {
                     C::Fptan => (self.round_quad(s.div_r(c, Round::NearestTiesToEven).value), one),
                     _ if x.is_zero() => (a, one),
                     _ => {
-                        let rs = self.round_quad(s);
-                        let up = self.c.fsw & C1;
+                        // C1 reports the rounding of the sine, as hardware does.
                         let rc = self.round_quad(c);
-                        self.c.fsw |= up;
+                        let rs = self.round_quad(s);
                         (rs, rc)
                     }
                 }

@@ -173,9 +173,9 @@ pub fn atan2(y: Quad, x: Quad) -> Quad {
     }
 }
 
-/// The x87's 66-bit π (0xC90FDAA22168C234C · 2^−66 · 4).
+/// The x87's 66-bit π (0xC90FDAA22168C234C · 2^−66).
 fn pi66() -> Quad {
-    Quad::from_u128(0xc_90fd_aa22_168c_234c).value.scalbn(-66 + 2)
+    Quad::from_u128(0xc_90fd_aa22_168c_234c).value.scalbn(-66)
 }
 
 /// `x` reduced by multiples of π/2 (the x87's π): (r, quadrant) with |r| ≤ π/4.
