@@ -7,11 +7,12 @@
 //! a source is loaded into `ctx.scratch` before the call, a result stored from it afterwards
 //! (its address recomputed from the reloaded guest registers), so a guest fault on the operand
 //! happens in generated code and maps back to the instruction. The environment and save-area
-//! instructions (fnstenv, fnsave, fxsave and their loads) hand the helper the address instead.
+//! instructions (fnstenv, fnsave, fxsave and their loads) hand the helper the address instead,
+//! after touching both ends of the area so that a bad address still faults in generated code.
 //! FNSTCW/FNSTSW and FWAIT are `ctl.rs`'s (inline moves); FLDCW is taken here (it is routed
 //! before `ctl.rs`), since a loaded control word keeps only its defined bits.
 
-use iced_x86::{EncodingKind, Instruction, OpKind};
+use iced_x86::{EncodingKind, Instruction, Mnemonic, OpKind};
 
 use super::encode::{Op, Reg};
 use super::flags;
@@ -69,6 +70,18 @@ impl Lower<'_> {
             if p.ptr {
                 let r = self.addr_reg(at);
                 self.a.sd(r, CTX, word(STAGE));
+                // Touch the first and last byte (rewriting them for a store) so that a bad
+                // address faults here, in generated code mapped back to the instruction, and
+                // not inside the helper.
+                let len = x87_ops::area_len(i.code()) as i32;
+                let writes = !matches!(i.mnemonic(), Mnemonic::Fldenv | Mnemonic::Frstor | Mnemonic::Fxrstor | Mnemonic::Fxrstor64);
+                let t = self.tmp();
+                for off in [0, len - 1] {
+                    self.a.i(Op::Lbu, t, r, off);
+                    if writes {
+                        self.a.s(Op::Sb, t, r, off);
+                    }
+                }
             } else {
                 let t = self.tmp();
                 if p.load == 10 {
