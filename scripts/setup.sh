@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs everything ld-nc needs to build, test and demo on a fresh Debian machine that has only
-# Rust, gcc and Python: the riscv64 cross toolchain and qemu-user (riscv64 is tested under
+# Rust, gcc and Python: g++ and binutils (C++ guest programs, objdump), the riscv64 cross toolchain and qemu-user (riscv64 is tested under
 # emulation), musl-gcc and busybox-static (guest test programs), libclang (the manifest generator),
 # and Rust's riscv64 target. Safe to run twice: it installs only what is missing.
 set -euo pipefail
 
 packages=(
+  g++ binutils
   gcc-riscv64-linux-gnu libc6-dev-riscv64-cross qemu-user
   musl-tools busybox-static
   libclang-dev clang

@@ -144,16 +144,23 @@ impl Launcher {
 }
 
 /// Environment variables of the harness's own environment that reach every run under ld-nc:
-/// ld-nc's knobs and logging, and qemu's.
+/// ld-nc's knobs and logging, and qemu's. When ld-nc itself runs under a runner (qemu-user) and
+/// `LDNC_EXEC_WRAPPER` is not set, it is set to the runner, so a guest's `execve` of another x86_64
+/// program starts ld-nc the same way (there is no binfmt_misc entry for riscv64 here).
 pub fn passthrough_env() -> Vec<(String, String)> {
-    std::env::vars()
+    let mut v: Vec<(String, String)> = std::env::vars()
         .filter(|(k, _)| {
             (k.starts_with("LDNC_") && !matches!(k.as_str(), "LDNC_BIN" | "LDNC_RUNNER" | "LDNC_TIMEOUT"))
                 || k.starts_with("RUST_LOG")
                 || k == "RUST_BACKTRACE"
                 || k.starts_with("QEMU_")
         })
-        .collect()
+        .collect();
+    let r = runner();
+    if !r.is_empty() && !v.iter().any(|(k, _)| k == "LDNC_EXEC_WRAPPER") {
+        v.push(("LDNC_EXEC_WRAPPER".into(), r.join(" ")));
+    }
+    v
 }
 
 #[cfg(test)]
