@@ -16,7 +16,7 @@ use iced_x86::{EncodingKind, Instruction, Mnemonic, OpKind};
 
 use super::encode::{Op, Reg};
 use super::flags;
-use super::lower::{FState, LResult, Loc, Lower, Unsupp};
+use super::lower::{FState, LResult, Loc, Lower, Unsupp, OFF_STATUS};
 use super::regs::{self, CTX};
 use self::x87_ops::{plan, OUT, STAGE};
 use crate::cpu::{Gpr, OFF_GPR};
@@ -99,6 +99,14 @@ impl Lower<'_> {
             self.materialize();
         }
         self.x87_call(i.code() as u64 | sti_of(i) << 16);
+        if !p.ptr {
+            // An unmasked exception: leave before any result is stored.
+            let t = self.tmp();
+            self.a.ld(t, CTX, OFF_STATUS);
+            let out = self.exit_label(crate::ctx::exit::UNSUPPORTED, i.ip());
+            self.a.b(Op::Bne, t, Reg::ZERO, out);
+            self.free_temps();
+        }
         if p.store > 0 {
             let at = self.addr(i)?;
             let t = self.tmp();

@@ -13,8 +13,8 @@
 //! encodings (unnormals, pseudo-NaNs) as invalid operands, stack overflow and underflow, C1 on
 //! rounding up.
 //!
-//! Exceptions are always handled as if masked (the masked response is written and the flag set);
-//! an unmasked x87 exception is not delivered as SIGFPE. The transcendental instructions (f2xm1,
+//! Exceptions the control word masks get the masked response (result written, flag set); an
+//! instruction raising an unmasked one is undone and reported UNSUPPORTED (no #MF/SIGFPE). The transcendental instructions (f2xm1,
 //! fyl2x, fyl2xp1, fptan, fpatan, fsin, fcos, fsincos) are evaluated in quad precision
 //! (`x87_trans.rs`) and rounded once: within an ulp, but not always the bit a given CPU returns;
 //! everything else is bit-exact.
@@ -167,12 +167,25 @@ pub unsafe extern "C" fn rv_x87_op(ctx: *mut ThreadCtx, d: u64) {
         // address space like every other guest access generated code makes (per the contract).
         let area = unsafe { core::slice::from_raw_parts_mut(p, len) };
         area_op(&mut c.cpu, code, area);
+        c.backend[STATUS_WORD] = 0;
         return;
     }
+    let before = (c.cpu.fpr, c.cpu.ftw, c.cpu.fsw, c.cpu.rflags);
     exec(&mut c.cpu, code, sti, input, &mut out);
+    // An exception the control word leaves unmasked would trap (#MF): not emulated. The state is
+    // put back and generated code leaves with UNSUPPORTED at this instruction.
+    let unmasked = c.cpu.fsw & !before.2 & !c.cpu.fcw & 0x3f;
+    c.backend[STATUS_WORD] = u64::from(unmasked != 0);
+    if unmasked != 0 {
+        (c.cpu.fpr, c.cpu.ftw, c.cpu.fsw, c.cpu.rflags) = before;
+        return;
+    }
     c.scratch[OUT] = out[0];
     c.scratch[OUT + 1] = out[1];
 }
+
+/// The `ctx.backend` word in which [`rv_x87_op`] reports an unmasked exception (non-zero).
+pub const STATUS_WORD: usize = (super::super::lower::OFF_STATUS as usize - crate::ctx::OFF_BACKEND) / 8;
 
 /// Size of the memory area an environment/save instruction touches.
 pub fn area_len(code: Code) -> usize {

@@ -530,3 +530,32 @@ fn transcendentals_within_one_ulp_of_host() {
     println!("{}", report.join(", "));
     assert!(bad.is_empty(), "{} results more than one ulp off:\n{}", bad.len(), bad.iter().take(10).cloned().collect::<Vec<_>>().join("\n"));
 }
+
+/// An exception the control word unmasks is not emulated: the instruction is reported
+/// unsupported, with the x87 state as before it.
+#[cfg(target_arch = "riscv64")]
+#[test]
+fn unmasked_exception_is_reported_unsupported() {
+    use crate::{Exit, Gpr, ThreadCtx, Translator};
+    // fldcw [rdi] (ZE unmasked); fld1; fldz; fdivp st(1), st; int3
+    let code: Vec<u8> = vec![0xd9, 0x2f, 0xd9, 0xe8, 0xd9, 0xee, 0xde, 0xf9, 0xcc];
+    let cw = [0x7b_u8, 0x03];
+    let stack = vec![0u64; 512];
+    let start = code.as_ptr() as u64;
+    // SAFETY: the code array outlives the translator, dropped at the end of the test.
+    let src = unsafe { crate::frontend::RangeSource::new(vec![(start, start + code.len() as u64)]) };
+    let mut tr = Translator::<super::super::Riscv64Backend>::new(Box::new(src)).expect("translator");
+    let mut ctx = ThreadCtx::new();
+    ctx.cpu.rip = start;
+    ctx.cpu.set(Gpr::Rsp, stack.as_ptr() as u64 + 8 * 500);
+    ctx.cpu.set(Gpr::Rdi, cw.as_ptr() as u64);
+    // SAFETY: the guest's memory (code, stack, control word) is ours and lives through the run.
+    let e = unsafe { tr.run(&mut ctx) };
+    match e {
+        Exit::Unsupported(u) => assert_eq!(u.pc, start + 6, "{u}"),
+        other => panic!("{other:?}"),
+    }
+    // Both values still on the stack (TOP = 6), no exception flag recorded.
+    assert_eq!(ctx.cpu.fsw, 6 << 11);
+    assert_eq!(ctx.cpu.ftw, 0xc0);
+}
