@@ -513,3 +513,35 @@ fn random_code_never_panics() {
     }
     assert!(translated > 1000, "only {translated} instructions translated");
 }
+
+#[test]
+fn indirect_jump_has_an_inline_cache_that_fill_patches() {
+    use crate::isa::Backend;
+    // jmp rax
+    let code = [0xffu8, 0xe0];
+    let start = code.as_ptr() as u64;
+    // SAFETY: `code` outlives the source.
+    let src = unsafe { crate::frontend::RangeSource::new(vec![(start, start + code.len() as u64)]) };
+    let block = crate::frontend::decode_block(&src, start);
+    let base = 0x10_0000u64;
+    let (mut bytes, t) = super::translate_block(&block, base, Ext::default()).expect("translates");
+    let sites: Vec<_> = t.link_sites.iter().filter(|s| s.target == crate::isa::INDIRECT).collect();
+    assert_eq!(sites.len(), 1, "{:?} {:#?}", t.link_sites, disasm_buf(&bytes, base));
+    let site = base + u64::from(sites[0].offset);
+    assert_eq!((site - 8) % 8, 0, "the cached target is an aligned word");
+    let mut b = super::Riscv64Backend::with_ext(Ext::default());
+    let (guest, host) = (0x40_1234u64, base + 0x2000);
+    let filled = b.fill_inline_cache(site, guest, host, &mut |at, w| {
+        let o = (at - base) as usize;
+        bytes[o..o + w.len()].copy_from_slice(w);
+    });
+    assert!(filled);
+    let text = disasm_buf(&bytes, base);
+    let line = |a: u64| text[((a - base) / 4) as usize].clone();
+    let o = (site - 8 - base) as usize;
+    assert_eq!(u64::from_le_bytes(bytes[o..o + 8].try_into().unwrap_or_default()), guest);
+    // The cache compares RAX (a6) with the cached word and branches to the site on a match.
+    assert!(text.iter().any(|l| l.starts_with("beq ") && l.contains(",a6,")), "{text:#?}");
+    assert_eq!(line(site - 12), format!("jal zero,{:#x}", site + 8), "a miss goes to the table");
+    assert_eq!(line(site), format!("jal zero,{host:#x}"), "a hit goes to the cached code");
+}

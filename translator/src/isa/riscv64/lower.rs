@@ -206,6 +206,23 @@ pub fn translate(block: &GuestBlock, limit: usize, split: bool, base: u64, ext: 
     Attempt::Done(l.a.bytes(), l.link_sites, l.pc_map)
 }
 
+/// Fill the inline cache of [`Lower::jump_indirect`] whose link site is at `site`: the cached
+/// guest target, the miss jump (now to the table) and the site (now to `host`), in an order
+/// that is safe for other threads running the block meanwhile: every intermediate state
+/// reaches the table or the right code. `link` encodes the site's jump.
+pub fn fill_inline_cache(
+    site: u64,
+    guest: u64,
+    link: &[u8],
+    patch: &mut dyn FnMut(u64, &[u8]),
+) {
+    patch(site - 8, &guest.to_le_bytes());
+    // jal zero, +20: from S-12 to the table right after the 8-byte site.
+    let miss = super::encode::enc_j(Op::Jal, Reg::ZERO, 20);
+    patch(site - 12, &miss.to_le_bytes());
+    patch(site, link);
+}
+
 /// The fault-map repair word for the registers lent to an instruction: [`NO_FIXUP`] for none,
 /// else the first one's index in the low nibble and, if a second was lent, its index + 1 in the
 /// high nibble; their values sit in `ctx.scratch[0]` and `ctx.scratch[1]`.
@@ -695,14 +712,45 @@ impl Lower<'_> {
         self.stubs.push((l, StubKind::Link { target, site }));
     }
 
-    /// Jump to the guest address in `t` (any register but `t0`) through the indirect-branch
-    /// table, exiting with LOOKUP on a miss.
+    /// Jump to the guest address in `t` (any register but `t0`): through a one-entry inline
+    /// cache, then the indirect-branch table, exiting with LOOKUP on a miss.
+    ///
+    /// ```text
+    ///       (nop to make the data word 8-aligned)
+    ///  A:   auipc x, 0 ; ld y, 16(x)     y = the cached guest target (two nops while empty)
+    ///       beq y, t, site
+    ///  S-12 jal fill                     → `table` once filled
+    ///  S-8  .dword cached guest target
+    ///  S:   jal table ; nop              link site (INDIRECT) → the cached target's code
+    ///  table: probe ctx.lookup, jump to the host code, or exit LOOKUP (no link)
+    ///  fill:  exit LOOKUP with exit_arg = S, so the dispatcher fills the cache
+    /// ```
+    ///
+    /// The fixed offsets around `S` are what [`fill_inline_cache`] patches.
     pub fn jump_indirect(&mut self, t: Reg) {
         use crate::ctx::{OFF_LOOKUP, OFF_LOOKUP_MASK};
         self.sync_kind();
         // Two probe registers distinct from the target (which is often a scratch register).
         let mut free = [Reg::T1, Reg::T2, Reg::T4].into_iter().filter(|&r| r != t);
         let (x, y) = (free.next().unwrap_or(Reg::T5), free.next().unwrap_or(Reg::T5));
+        if !(self.base + u64::from(self.a.pos())).is_multiple_of(8) {
+            self.a.addi(Reg::ZERO, Reg::ZERO, 0);
+        }
+        self.a.word(super::encode::enc_u(Op::Auipc, x, 0));
+        self.a.ld(y, x, 16);
+        let (hit, fill, table) = (self.a.label(), self.a.label(), self.a.label());
+        self.a.b(Op::Beq, y, t, hit);
+        self.a.j(fill);
+        // The empty cache holds two `nop` words (so the block disassembles cleanly). A guest
+        // target equal to that value only reaches the unfilled site, which goes to the table.
+        self.a.addi(Reg::ZERO, Reg::ZERO, 0);
+        self.a.addi(Reg::ZERO, Reg::ZERO, 0);
+        self.a.bind(hit);
+        let site = self.a.pos();
+        self.a.j(table);
+        self.a.addi(Reg::ZERO, Reg::ZERO, 0);
+        self.link_sites.push(LinkSite { offset: site, target: crate::isa::INDIRECT });
+        self.a.bind(table);
         self.a.ld(x, CTX, OFF_LOOKUP_MASK as i32);
         self.a.r(Op::And, x, t, x);
         self.a.slli(x, x, 4);
@@ -718,6 +766,14 @@ impl Lower<'_> {
         self.a.li(x, exit::LOOKUP);
         self.a.sd(x, CTX, OFF_EXIT_REASON as i32);
         self.a.sd(Reg::ZERO, CTX, OFF_EXIT_ARG as i32);
+        self.a.ld(x, CTX, OFF_EXIT_FN);
+        self.a.i(Op::Jalr, Reg::ZERO, x, 0);
+        self.a.bind(fill);
+        self.a.sd(t, CTX, OFF_RIP as i32);
+        self.a.li(x, exit::LOOKUP);
+        self.a.sd(x, CTX, OFF_EXIT_REASON as i32);
+        self.a.li(x, self.base + u64::from(site));
+        self.a.sd(x, CTX, OFF_EXIT_ARG as i32);
         self.a.ld(x, CTX, OFF_EXIT_FN);
         self.a.i(Op::Jalr, Reg::ZERO, x, 0);
     }

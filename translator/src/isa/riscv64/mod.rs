@@ -213,6 +213,15 @@ impl Backend for Riscv64Backend {
         Some(())
     }
 
+    fn fill_inline_cache(&mut self, site: u64, guest: u64, host: u64, patch: &mut dyn FnMut(u64, &[u8])) -> bool {
+        let mut link = [0u8; LINK_SITE_LEN];
+        if self.encode_link(site, host, &mut link).is_none() {
+            return false;
+        }
+        lower::fill_inline_cache(site, guest, &link, patch);
+        true
+    }
+
     fn take_pc_map(&mut self) -> Vec<crate::fault::PcEntry> {
         core::mem::take(&mut self.pc_map)
     }
