@@ -823,6 +823,7 @@ impl Lower<'_> {
             | M::Cmovnp | M::Cmovl | M::Cmovge | M::Cmovle | M::Cmovg | M::Cmovo | M::Cmovno => {
                 self.lower_move(i)
             }
+            _ if super::cx16::is_cx16(i) => self.lower_cx16(i),
             _ if super::x87::is_x87(i) => self.lower_x87(i),
             _ if super::sse::is_sse(i) => self.lower_sse(i),
             _ => self.lower_other(i),

@@ -17,6 +17,7 @@
 pub mod alu;
 pub mod asm;
 pub mod cond;
+pub mod cx16;
 pub mod ctl;
 pub mod disasm;
 pub mod encode;
@@ -161,7 +162,7 @@ impl Backend for Riscv64Backend {
     }
 
     fn features(&self) -> Features {
-        Features::BASELINE.with(Features::POPCNT).with(Features::LZCNT).with(Features::SSE3).with(Features::SSSE3).with(Features::SSE41).with(Features::SSE42)
+        Features::BASELINE.with(Features::CX16).with(Features::POPCNT).with(Features::LZCNT).with(Features::SSE3).with(Features::SSSE3).with(Features::SSE41).with(Features::SSE42)
     }
 
     fn translate(&mut self, block: &GuestBlock, base: u64, out: &mut Vec<u8>) -> Result<Translated, TranslateError> {
