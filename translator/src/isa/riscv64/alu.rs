@@ -119,9 +119,11 @@ impl Lower<'_> {
             if let Some(c) = cin {
                 self.a.sd(c, CTX, flags::OFF_AUX);
             }
-            // `r` is F_RES already; record the operands.
-            self.a.mv(regs::F_SRC1, a);
-            self.a.mv(regs::F_SRC2, b);
+            // `r` is F_RES already; record the operands (logic flags depend on the result only).
+            if kind != Kind::Logic {
+                self.a.mv(regs::F_SRC1, a);
+                self.a.mv(regs::F_SRC2, b);
+            }
             self.fs = super::lower::FState::Lazy { kind, bits, synced: false };
         }
         if writes {
@@ -178,8 +180,10 @@ impl Lower<'_> {
                 Bin::Sub => Kind::Sub,
                 _ => Kind::Logic,
             };
-            self.a.mv(regs::F_SRC1, old);
-            self.a.mv(regs::F_SRC2, b);
+            if kind != Kind::Logic {
+                self.a.mv(regs::F_SRC1, old);
+                self.a.mv(regs::F_SRC2, b);
+            }
             self.fs = super::lower::FState::Lazy { kind, bits, synced: false };
         }
         Ok(())

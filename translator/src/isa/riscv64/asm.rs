@@ -210,6 +210,10 @@ impl Asm {
 
     /// Zero-extend the low `bits` (8, 16, 32 or 64) of `rs` into `rd`.
     pub fn zext(&mut self, rd: Reg, rs: Reg, bits: u32) {
+        if rs == Reg::ZERO {
+            self.mv(rd, Reg::ZERO);
+            return;
+        }
         match bits {
             8 => self.i(Op::Andi, rd, rs, 0xff),
             16 if self.ext.zbb => self.r(Op::ZextH, rd, rs, Reg::ZERO),

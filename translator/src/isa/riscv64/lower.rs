@@ -594,8 +594,14 @@ impl Lower<'_> {
                 match (bits, high) {
                     (64, _) => self.a.mv(d, v),
                     (32, _) => self.a.zext(d, v, 32),
-                    (_, false) => {
+                    (8, false) => {
                         // t0 is free inside an instruction body (only exits and links use it).
+                        let t = regs::T0;
+                        self.a.i(Op::Andi, t, v, 0xff);
+                        self.a.i(Op::Andi, d, d, -256);
+                        self.a.r(Op::Or, d, d, t);
+                    }
+                    (_, false) => {
                         let t = regs::T0;
                         self.a.zext(t, v, bits);
                         self.a.srli(d, d, bits);
@@ -637,9 +643,12 @@ impl Lower<'_> {
     // ---- flags bookkeeping ----
 
     /// Copy an operation's operands and result into the pinned flag registers and record the kind.
+    /// Logic flags depend on the result only, so their operands are not copied.
     pub fn set_flags(&mut self, kind: Kind, bits: u32, src1: Reg, src2: Reg, res: Reg) {
-        self.a.mv(F_SRC1, src1);
-        self.a.mv(F_SRC2, src2);
+        if kind != Kind::Logic {
+            self.a.mv(F_SRC1, src1);
+            self.a.mv(F_SRC2, src2);
+        }
         self.a.mv(F_RES, res);
         self.fs = FState::Lazy { kind, bits, synced: false };
     }
