@@ -24,7 +24,7 @@ fi
 
 # riscv64 host, under qemu-riscv64. Guest x86_64 programs and the x86_64 oracle still run natively
 # when the riscv64 test binary spawns them.
-export LDNC_ORACLE="$PWD/target/debug/x86-oracle"
+export LDNC_ORACLE="${CARGO_TARGET_DIR:-$PWD/target}/debug/x86-oracle"
 export LDNC_RUNNER="qemu-riscv64 -L /usr/riscv64-linux-gnu"
 step cargo build -p ld-nc --target $RV
 step cargo test --workspace --target $RV
