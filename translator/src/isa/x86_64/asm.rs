@@ -122,6 +122,10 @@ core::arch::global_asm!(
     // The guest may have changed FS itself (WRFSBASE); read it back rather than trusting ctx.
     "rdfsbase rax",
     "mov gs:[{fs}], rax",
+    // Back to the host: FS, stack, GS, flags, callee-saved registers. A signal handler that turned
+    // a fault into an exit resumes here too, with the guest state already stored.
+    ".globl ldnc_x86_fault_exit",
+    "ldnc_x86_fault_exit:",
     "mov rax, gs:[{host_fs}]",
     "wrfsbase rax",
     "mov rsp, gs:[{host_sp}]",
@@ -138,28 +142,6 @@ core::arch::global_asm!(
     "pop rbx",
     "ret",
     ".size ldnc_x86_exit, . - ldnc_x86_exit",
-    "",
-    // Leaves generated code after a host signal handler turned a fault into an exit: the handler
-    // already stored the guest state and exit reason; only the host state is restored.
-    ".globl ldnc_x86_fault_exit",
-    ".type ldnc_x86_fault_exit,@function",
-    ".p2align 4",
-    "ldnc_x86_fault_exit:",
-    "mov rax, gs:[{host_fs}]",
-    "wrfsbase rax",
-    "mov rsp, gs:[{host_sp}]",
-    "mov rax, gs:[{host_gs}]",
-    "wrgsbase rax",
-    "push 0x202",
-    "popfq",
-    "pop r15",
-    "pop r14",
-    "pop r13",
-    "pop r12",
-    "pop rbp",
-    "pop rbx",
-    "ret",
-    ".size ldnc_x86_fault_exit, . - ldnc_x86_fault_exit",
     "",
     // Lookup miss, reached from the inline lookups: RDX = guest target, guest RAX/RCX/RDX in their
     // scratch slots, flags untouched.
