@@ -302,12 +302,26 @@ impl Lower<'_> {
                 if i.op_kind(0) != OpKind::NearBranch64 {
                     return Err(Unsupp);
                 }
-                self.sync_kind();
+                let target = i.near_branch_target();
                 let taken = self.a.label();
+                if self.flags_dead_at(target) {
+                    // A loop back to this block's start, which writes the flags before reading
+                    // them: only the fall-through exit records the flags' kind.
+                    let fs = self.fs;
+                    self.branch_if(i.condition_code(), taken);
+                    self.link_to(i.next_ip());
+                    self.a.bind(taken);
+                    self.fs = fs;
+                    self.link_to_flags_dead(target);
+                    // Nothing follows the taken link site.
+                    self.fs = FState::Unknown;
+                    return Ok(());
+                }
+                self.sync_kind();
                 self.branch_if(i.condition_code(), taken);
                 self.link_to(i.next_ip());
                 self.a.bind(taken);
-                self.link_to(i.near_branch_target());
+                self.link_to(target);
                 Ok(())
             }
             M::Jrcxz | M::Loop | M::Loope | M::Loopne => {

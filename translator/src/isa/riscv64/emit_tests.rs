@@ -549,3 +549,21 @@ fn indirect_jump_has_an_inline_cache_that_fill_patches() {
     assert_eq!(line(site - 12), format!("jal zero,{:#x}", site + 8), "a miss goes to the table");
     assert_eq!(line(site), format!("jal zero,{host:#x}"), "a hit goes to the cached code");
 }
+
+#[test]
+fn a_loop_back_to_a_flag_writing_start_skips_the_kind_word() {
+    // top: add rax, 1; cmp rax, rbx; jne top — the block writes every flag before reading any.
+    let code = [0x48u8, 0x83, 0xc0, 0x01, 0x48, 0x39, 0xd8, 0x75, 0xf7];
+    let t = lower_text(&code, Ext::default());
+    let kind_store = format!("sd t0,{}(s1)", super::flags::OFF_KIND);
+    let branch = t.iter().position(|l| l.starts_with("bne ")).expect("a fused branch");
+    let first_store = t.iter().position(|l| *l == kind_store).expect("the fall-through records the kind");
+    assert!(branch < first_store, "the loop path stores no kind word: {t:#?}");
+    // Not a loop to the start (jne +0 goes to the next instruction): the kind is stored first.
+    let mut other = code;
+    other[8] = 0x00;
+    let t = lower_text(&other, Ext::default());
+    let branch = t.iter().position(|l| l.starts_with("bne ")).expect("a fused branch");
+    let first_store = t.iter().position(|l| *l == kind_store).expect("kind recorded");
+    assert!(first_store < branch, "{t:#?}");
+}

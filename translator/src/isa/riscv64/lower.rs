@@ -69,7 +69,7 @@ pub struct Addr {
 
 #[derive(Clone, Copy, Debug)]
 enum StubKind {
-    Link { target: u64, site: u32 },
+    Link { target: u64, site: u32, flags: Option<(Kind, u32)> },
     Exit { reason: u64, rip: u64, flags: Option<(Kind, u32)> },
 }
 
@@ -82,6 +82,10 @@ pub struct Lower<'a> {
     /// Host address the code will run at.
     pub base: u64,
     live_after: Vec<u32>,
+    /// Flags the block reads before writing them (its live-in), and its guest start address:
+    /// a branch back to the start need not leave the flags' kind word behind when this is 0.
+    live_in: u32,
+    start: u64,
     /// Flag state at the current point.
     pub fs: FState,
     stubs: Vec<(Label, StubKind)>,
@@ -126,11 +130,14 @@ pub enum Attempt {
 /// (the block was too large for branch ranges, not untranslatable).
 pub fn translate(block: &GuestBlock, limit: usize, split: bool, base: u64, ext: Ext, wide: &[usize]) -> Attempt {
     let insns = &block.insns[..limit];
+    let (live_after, live_in) = liveness(insns);
     let mut l = Lower {
         _block: core::marker::PhantomData,
         a: Asm::new(ext),
         base,
-        live_after: liveness(insns),
+        live_after,
+        live_in,
+        start: block.start,
         fs: FState::Unknown,
         stubs: Vec::new(),
         link_sites: Vec::new(),
@@ -157,8 +164,11 @@ pub fn translate(block: &GuestBlock, limit: usize, split: bool, base: u64, ext: 
         });
         let r = l.insn(&gi.insn);
         // The kind word is kept current after every instruction, so a fault in the next one
-        // sees the right flags.
-        l.sync_kind();
+        // sees the right flags; a conditional branch cannot fault and syncs where it needs to.
+        let next_is_jcc = insns.get(n + 1).is_some_and(|g| is_near_jcc(&g.insn));
+        if !next_is_jcc {
+            l.sync_kind();
+        }
         if lend {
             l.give_back();
         }
@@ -259,8 +269,14 @@ fn count_may_be_zero(i: &Instruction) -> bool {
     true
 }
 
-/// Per instruction, the status flags (iced bits) some later instruction or the block exit may read.
-fn liveness(insns: &[GuestInsn]) -> Vec<u32> {
+/// A `jcc rel` (a conditional near branch: it reads flags, never faults).
+fn is_near_jcc(i: &Instruction) -> bool {
+    i.is_jcc_short_or_near()
+}
+
+/// Per instruction, the status flags (iced bits) some later instruction or the block exit may
+/// read; and the flags the block reads before writing (assuming all live at its exits).
+fn liveness(insns: &[GuestInsn]) -> (Vec<u32>, u32) {
     let mut out = vec![0; insns.len()];
     let mut live = STATUS;
     for (n, gi) in insns.iter().enumerate().rev() {
@@ -274,7 +290,7 @@ fn liveness(insns: &[GuestInsn]) -> Vec<u32> {
         }
         live = (live & !kill) | read;
     }
-    out
+    (out, live)
 }
 
 /// Width in bits of operand `n`.
@@ -387,6 +403,14 @@ impl Lower<'_> {
         for (n, r) in b.into_iter().enumerate() {
             self.a.ld(r, CTX, (OFF_SCRATCH + 8 * n) as i32);
         }
+    }
+
+    /// Whether a branch to guest `target` may leave the lazy flags' kind word stale: it is this
+    /// block's own start and the block writes every flag before reading it. (The lazy flag
+    /// registers still hold the values; only their description in memory is skipped, as for
+    /// flags that are dead inside a block.)
+    pub fn flags_dead_at(&self, target: u64) -> bool {
+        target == self.start && self.live_in == 0
     }
 
     /// Guest flags (iced bits) live after the current instruction.
@@ -718,7 +742,23 @@ impl Lower<'_> {
         self.a.j(l);
         self.a.addi(Reg::ZERO, Reg::ZERO, 0);
         self.link_sites.push(LinkSite { offset: site, target });
-        self.stubs.push((l, StubKind::Link { target, site }));
+        self.stubs.push((l, StubKind::Link { target, site, flags: None }));
+    }
+
+    /// As [`Lower::link_to`] for a target that writes the flags before reading them (see
+    /// [`Lower::flags_dead_at`]): the linked jump leaves the kind word as it is; the unlinked
+    /// path through the dispatcher records it, so the dispatcher always sees exact flags.
+    pub fn link_to_flags_dead(&mut self, target: u64) {
+        let flags = match self.fs {
+            FState::Lazy { kind, bits, synced: false } => Some((kind, bits)),
+            _ => None,
+        };
+        let site = self.a.pos();
+        let l = self.a.label();
+        self.a.j(l);
+        self.a.addi(Reg::ZERO, Reg::ZERO, 0);
+        self.link_sites.push(LinkSite { offset: site, target });
+        self.stubs.push((l, StubKind::Link { target, site, flags }));
     }
 
     /// Jump to the guest address in `t` (any register but `t0`): through a one-entry inline
@@ -793,7 +833,11 @@ impl Lower<'_> {
         for (l, k) in stubs {
             self.a.bind(l);
             match k {
-                StubKind::Link { target, site } => {
+                StubKind::Link { target, site, flags } => {
+                    if let Some((kind, bits)) = flags {
+                        self.a.li(t, kind.word(bits));
+                        self.a.sd(t, CTX, flags::OFF_KIND);
+                    }
                     self.a.li(t, target);
                     self.a.sd(t, CTX, OFF_RIP as i32);
                     self.a.li(t, self.base + u64::from(site));
