@@ -173,6 +173,68 @@ impl Lower<'_> {
         Ok(())
     }
 
+    /// `fld fd, off(base)` / `fsd fs, off(base)`.
+    fn fld(&mut self, fd: FReg, base: Reg, off: i32) {
+        self.fp_word(((off as u32) & 0xfff) << 20 | u32::from(base.0) << 15 | 3 << 12 | u32::from(fd.0) << 7 | 0x07);
+    }
+
+    fn fsd(&mut self, fs: FReg, base: Reg, off: i32) {
+        let o = off as u32;
+        self.fp_word((o >> 5 & 0x7f) << 25 | u32::from(fs.0) << 20 | u32::from(base.0) << 15 | 3 << 12 | (o & 31) << 7 | 0x27);
+    }
+
+    /// ADDPD/SUBPD/MULPD/DIVPD (added by the perf helper): both lanes on the host FPU under the
+    /// same conditions as [`Lower::fast_scalar_arith`], and a 16-byte aligned memory source (an
+    /// unaligned one takes the helper, which has the #GP rule). Both results are written only
+    /// after both operations passed the invalid check.
+    pub(super) fn fast_packed_arith(&mut self, i: &Instruction) -> LResult {
+        let op = match i.mnemonic() {
+            M::Addpd => FArith::Add,
+            M::Subpd => FArith::Sub,
+            M::Mulpd => FArith::Mul,
+            M::Divpd => FArith::Div,
+            _ => return Err(Unsupp),
+        };
+        let d = self.xreg(i, 0)?;
+        let s = self.xop(i, 1)?;
+        let (slow, done) = (self.a.label(), self.a.label());
+        let (t, u, v) = (self.tmp(), self.tmp(), self.tmp());
+        let (ft2, ft3) = (FReg(2), FReg(3));
+        self.branch_unless_default_mxcsr(t, slow);
+        let (sb, so) = match s {
+            X::Xmm(x) => (CTX, xoff(x, 0)),
+            X::Mem(at) => {
+                self.a.addi(t, at.base, at.off);
+                self.a.i(Op::Andi, t, t, 15);
+                self.a.b(Op::Bne, t, Reg::ZERO, slow);
+                (at.base, at.off)
+            }
+        };
+        self.fld(FT0, CTX, xoff(d, 0));
+        self.fld(ft2, CTX, xoff(d, 1));
+        self.fld(FT1, sb, so);
+        self.fld(ft3, sb, so + 8);
+        for f in [FT0, FT1, ft2, ft3] {
+            self.branch_if_special(true, f, t, slow);
+        }
+        self.clear_fflags();
+        self.fp_word(enc_fp(op as u32 | 1, 1, 0, RNE, 0));
+        self.fp_word(enc_fp(op as u32 | 1, 3, 2, RNE, 2));
+        self.read_fflags(t);
+        self.a.i(Op::Andi, u, t, 0x10);
+        self.a.b(Op::Bne, u, Reg::ZERO, slow);
+        self.fsd(FT0, CTX, xoff(d, 0));
+        self.fsd(ft2, CTX, xoff(d, 1));
+        self.merge_fflags(t, u, v);
+        self.a.j(done);
+        self.a.bind(slow);
+        // The helper path recomputes its operands from scratch.
+        self.free_temps();
+        self.sse_helper(i)?;
+        self.a.bind(done);
+        Ok(())
+    }
+
     fn load_scalar(&mut self, rd: Reg, x: X, bits: u32) {
         match x {
             X::Xmm(s) => {
@@ -633,6 +695,10 @@ pub fn fast_code(code: Code) -> bool {
             | C::Maxsd_xmm_xmmm64
             | C::Minss_xmm_xmmm32
             | C::Maxss_xmm_xmmm32
+            | C::Addpd_xmm_xmmm128
+            | C::Subpd_xmm_xmmm128
+            | C::Mulpd_xmm_xmmm128
+            | C::Divpd_xmm_xmmm128
             | C::Paddb_xmm_xmmm128
             | C::Paddw_xmm_xmmm128
             | C::Paddd_xmm_xmmm128
@@ -680,6 +746,9 @@ impl Lower<'_> {
                 self.fast_scalar_unary(i)
             }
             C::Minsd_xmm_xmmm64 | C::Maxsd_xmm_xmmm64 | C::Minss_xmm_xmmm32 | C::Maxss_xmm_xmmm32 => self.fast_minmax(i),
+            C::Addpd_xmm_xmmm128 | C::Subpd_xmm_xmmm128 | C::Mulpd_xmm_xmmm128 | C::Divpd_xmm_xmmm128 => {
+                self.fast_packed_arith(i)
+            }
             C::Paddb_xmm_xmmm128 => self.swar_addsub(i, 8, false),
             C::Paddw_xmm_xmmm128 => self.swar_addsub(i, 16, false),
             C::Paddd_xmm_xmmm128 => self.swar_addsub(i, 32, false),
