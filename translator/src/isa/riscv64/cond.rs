@@ -234,6 +234,28 @@ impl Lower<'_> {
             }
         }
         let (base, neg) = split(cc);
+        if self.fs == FState::Exact {
+            // One mask test on RFLAGS (after comis*, sahf, popf, a helper…).
+            let mask: Option<i32> = match base {
+                CC::b => Some(1),
+                CC::p => Some(1 << Flag::P as i32),
+                CC::e => Some(1 << Flag::Z as i32),
+                CC::s => Some(1 << Flag::S as i32),
+                CC::be => Some(1 | 1 << Flag::Z as i32),
+                _ => None,
+            };
+            if let Some(m) = mask {
+                let t = self.tmp();
+                self.a.ld(t, CTX, OFF_RFLAGS as i32);
+                self.a.i(Op::Andi, t, t, m);
+                if neg {
+                    self.a.i(Op::Sltiu, t, t, 1);
+                } else {
+                    self.a.r(Op::Sltu, t, Reg::ZERO, t);
+                }
+                return t;
+            }
+        }
         let t = match base {
             CC::o => self.flag(Flag::O),
             CC::b => self.flag(Flag::C),

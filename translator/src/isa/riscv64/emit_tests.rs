@@ -568,3 +568,14 @@ fn a_loop_back_to_a_flag_writing_start_skips_the_kind_word() {
     let first_store = t.iter().position(|l| *l == kind_store).expect("kind recorded");
     assert!(first_store < branch, "{t:#?}");
 }
+
+#[test]
+fn conditions_on_exact_flags_are_one_mask_test() {
+    // sahf (exact flags); seta al: CF and ZF both clear, from one masked load of RFLAGS.
+    let t = lower_text(&[0x9e, 0x0f, 0x97, 0xc0], Ext::default());
+    assert!(has(&t, "andi t1,t1,65"), "{t:#?}");
+    assert!(has(&t, "sltiu t1,t1,1"), "{t:#?}");
+    // sahf; setb al: CF itself.
+    let t = lower_text(&[0x9e, 0x0f, 0x92, 0xc0], Ext::default());
+    assert!(has(&t, "andi t1,t1,1") && has(&t, "sltu t1,zero,t1"), "{t:#?}");
+}
