@@ -113,8 +113,8 @@ const LENDERS: [Gpr; 9] =
 /// How a block attempt ended.
 #[derive(Debug)]
 pub enum Attempt {
-    /// Code, link sites and the fault map entries.
-    Done(Vec<u8>, Vec<LinkSite>, Vec<PcEntry>),
+    /// Code, link sites, the fault map entries, and where the out-of-line exit stubs start.
+    Done(Vec<u8>, Vec<LinkSite>, Vec<PcEntry>, u32),
     /// Instruction `n` cannot be translated: retry with the block cut before it.
     Cut(usize),
     /// Instruction `n` needs more scratch registers: retry lending it guest registers.
@@ -208,12 +208,13 @@ pub fn translate(block: &GuestBlock, limit: usize, split: bool, base: u64, ext: 
             }
         }
     }
+    let body_len = l.a.pos();
     l.emit_stubs();
     l.a.finish();
     if l.a.overflow {
         return Attempt::TooLarge;
     }
-    Attempt::Done(l.a.bytes(), l.link_sites, l.pc_map)
+    Attempt::Done(l.a.bytes(), l.link_sites, l.pc_map, body_len)
 }
 
 /// Fill the inline cache of [`Lower::jump_indirect`] whose link site is at `site`: the cached

@@ -125,13 +125,23 @@ pub fn translate_block_counted(
     base: u64,
     ext: Ext,
 ) -> Result<(Vec<u8>, Translated, usize, Vec<crate::fault::PcEntry>), TranslateError> {
+    translate_block_body(block, base, ext).map(|(code, t, n, pcs, _)| (code, t, n, pcs))
+}
+
+/// As [`translate_block_counted`], also returning the length of the block's in-line code (the
+/// exit stubs follow it).
+fn translate_block_body(
+    block: &GuestBlock,
+    base: u64,
+    ext: Ext,
+) -> Result<(Vec<u8>, Translated, usize, Vec<crate::fault::PcEntry>, u32), TranslateError> {
     let mut limit = block.insns.len();
     let mut split = false;
     let mut wide = Vec::new();
     loop {
         match lower::translate(block, limit, split, base, ext, &wide) {
-            lower::Attempt::Done(code, link_sites, pcs) => {
-                return Ok((code, Translated { link_sites }, limit, pcs));
+            lower::Attempt::Done(code, link_sites, pcs, body) => {
+                return Ok((code, Translated { link_sites }, limit, pcs, body));
             }
             lower::Attempt::Cut(n) if n < limit => {
                 limit = n;
@@ -169,7 +179,7 @@ impl Backend for Riscv64Backend {
         if self.profile {
             let (counter, pro) = profile::prologue(self.ext);
             let skip = pro.len() as u32;
-            let (code, mut t, _, mut pcs) = translate_block_counted(block, base + u64::from(skip), self.ext)?;
+            let (code, mut t, _, mut pcs, body) = translate_block_body(block, base + u64::from(skip), self.ext)?;
             for s in &mut t.link_sites {
                 s.offset += skip;
             }
@@ -178,7 +188,7 @@ impl Backend for Riscv64Backend {
             }
             let mut all = pro;
             all.extend_from_slice(&code);
-            profile::record(block, base, &all, counter);
+            profile::record(block, base, &all, (skip + body) as usize, counter);
             self.pc_map = pcs;
             self.blocks += 1;
             self.bytes += all.len() as u64;

@@ -21,6 +21,8 @@ struct Entry {
     /// The guest instructions, already formatted (the guest may unmap its code before exit).
     guest_text: Vec<(u64, String)>,
     code: Vec<u8>,
+    /// Bytes of in-line code (prologue and body); the exit stubs follow.
+    body: usize,
     counter: Box<AtomicU64>,
 }
 
@@ -53,12 +55,13 @@ pub fn prologue(ext: Ext) -> (Box<AtomicU64>, Vec<u8>) {
     (counter, a.bytes())
 }
 
-/// Record a translated block (its code including the prologue).
-pub fn record(block: &crate::frontend::GuestBlock, host: u64, code: &[u8], counter: Box<AtomicU64>) {
+/// Record a translated block (its code including the prologue; `body` bytes of it are in-line
+/// code, the rest exit stubs).
+pub fn record(block: &crate::frontend::GuestBlock, host: u64, code: &[u8], body: usize, counter: Box<AtomicU64>) {
     let guest_text = block.insns.iter().map(|i| (i.insn.ip(), crate::frontend::format(&i.insn))).collect();
     if let Ok(mut p) = PROFILE.lock() {
         if let Some(v) = p.as_mut() {
-            v.push(Entry { guest: block.start, host, guest_text, code: code.to_vec(), counter });
+            v.push(Entry { guest: block.start, host, guest_text, code: code.to_vec(), body, counter });
         }
     }
 }
@@ -72,21 +75,27 @@ pub fn profile_report() {
     // Generated code increments the counters with plain loads and stores, so counts from
     // several threads may lose a few increments; good enough for a profile.
     let count = |e: &Entry| e.counter.load(Ordering::Relaxed);
-    let cost = |e: &Entry| count(e) * (e.code.len() as u64 / 4);
+    // In-line instructions only: the exit stubs run once per unlinked exit at most. (Helper
+    // calls count as one instruction each, so helper-heavy blocks rank lower than they cost.)
+    let cost = |e: &Entry| count(e) * (e.body as u64 / 4);
     let total: u64 = v.iter().map(cost).sum();
     let execs: u64 = v.iter().map(count).sum();
     v.sort_by_key(|e| std::cmp::Reverse(cost(e)));
-    eprintln!("ldnc riscv64 profile: {} blocks, {execs} block executions, {total} host insns (static count x executions)", v.len());
+    eprintln!(
+        "ldnc riscv64 profile: {} blocks, {execs} block executions, {total} in-line host insns (static count x executions)",
+        v.len()
+    );
     let mut acc = 0u64;
     for (n, e) in v.iter().take(top).enumerate() {
         acc += cost(e);
         let pct = |x: u64| if total == 0 { 0.0 } else { 100.0 * x as f64 / total as f64 };
         eprintln!(
-            "#{n} guest {:#x} host {:#x}: {} runs x {} insns = {:.1}% (cumulative {:.1}%)",
+            "#{n} guest {:#x} host {:#x}: {} runs x {} in-line insns ({} helper calls) = {:.1}% (cumulative {:.1}%)",
             e.guest,
             e.host,
             count(e),
-            e.code.len() / 4,
+            e.body / 4,
+            helper_calls(&e.code[..e.body.min(e.code.len())]),
             pct(cost(e)),
             pct(acc)
         );
@@ -94,7 +103,43 @@ pub fn profile_report() {
             eprintln!("    {pc:#x}: {t}");
         }
         for (k, line) in super::disasm::disasm_buf(&e.code, e.host).iter().enumerate() {
+            if k * 4 == e.body {
+                eprintln!("        (exit stubs)");
+            }
             eprintln!("        {:#x}: {line}", e.host + 4 * k as u64);
         }
+    }
+}
+
+/// Calls out of generated code (`jalr ra, …`) in `code`: helpers, counted statically.
+fn helper_calls(code: &[u8]) -> usize {
+    code.chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .filter(|&w| w & 0x7f == 0x67 && (w >> 7) & 31 == 1)
+        .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prologue_increments_its_own_counter_with_t0_t1_only() {
+        let (counter, code) = prologue(Ext::default());
+        let text = super::super::disasm::disasm_buf(&code, 0);
+        let n = text.len();
+        assert_eq!(&text[n - 3..], ["ld t1,0(t0)", "addi t1,t1,1", "sd t1,0(t0)"]);
+        // Everything before builds the counter's address in t0.
+        assert!(text[..n - 3].iter().all(|l| l.contains(" t0,")), "{text:?}");
+        assert_eq!(counter.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn helper_calls_counts_jalr_through_ra() {
+        let mut a = Asm::new(Ext::default());
+        a.i(super::super::encode::Op::Jalr, regs::RA, regs::RA, 0);
+        a.i(super::super::encode::Op::Jalr, super::super::encode::Reg::ZERO, regs::T1, 0);
+        a.i(super::super::encode::Op::Jalr, regs::RA, regs::RA, 0);
+        assert_eq!(helper_calls(&a.bytes()), 2);
     }
 }
