@@ -89,3 +89,14 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 pub use isa::{Backend, HostBackend};
+
+/// An `LDNC_*` knob the translator reads itself (backend tuning and diagnostics). Like every ld-nc
+/// knob it is ignored for a secure-execution process (AT_SECURE: setuid or setgid), whose
+/// environment its invoker controls.
+pub fn env_knob(name: &str) -> Option<String> {
+    // SAFETY: getauxval has no preconditions.
+    if unsafe { libc::getauxval(libc::AT_SECURE) } != 0 {
+        return None;
+    }
+    std::env::var(name).ok()
+}

@@ -53,13 +53,15 @@ pub struct Riscv64Backend {
     pc_map: Vec<crate::fault::PcEntry>,
     /// Count block executions (`LDNC_RISCV_PROFILE`, see `profile.rs`).
     profile: bool,
+    /// Log every block's host code (`LDNC_RV_DUMP`), read once.
+    dump: bool,
 }
 
 impl Riscv64Backend {
     /// A backend emitting code for exactly these extensions (tests, and hosts where probing is
     /// overridden).
     pub fn with_ext(ext: Ext) -> Riscv64Backend {
-        Riscv64Backend { ext, blocks: 0, bytes: 0, pc_map: Vec::new(), profile: false }
+        Riscv64Backend { ext, blocks: 0, bytes: 0, pc_map: Vec::new(), profile: false, dump: false }
     }
 
     /// The extensions in use.
@@ -84,7 +86,7 @@ pub fn parse_ext(s: &str) -> Ext {
 
 /// The host's extensions: `LDNC_RISCV_EXT` if set, else `riscv_hwprobe`, else none (RV64GC).
 fn probe_ext() -> Ext {
-    if let Ok(v) = std::env::var("LDNC_RISCV_EXT") {
+    if let Some(v) = crate::env_knob("LDNC_RISCV_EXT") {
         return parse_ext(&v);
     }
     hwprobe()
@@ -164,6 +166,7 @@ impl Backend for Riscv64Backend {
 
     fn new() -> Self {
         let mut b = Riscv64Backend::with_ext(probe_ext());
+        b.dump = crate::env_knob("LDNC_RV_DUMP").is_some();
         if profile::enabled_by_env() {
             profile::enable();
             b.profile = true;
@@ -197,7 +200,7 @@ impl Backend for Riscv64Backend {
         }
         let (code, t, _, pcs) = translate_block_counted(block, base, self.ext)?;
         self.pc_map = pcs;
-        if std::env::var_os("LDNC_RV_DUMP").is_some() {
+        if self.dump {
             for (n, line) in disasm::disasm_buf(&code, base).iter().enumerate() {
                 log::debug!(target: "translator", "{:#x}: {line}", base + 4 * n as u64);
             }

@@ -31,7 +31,7 @@ static PROFILE: Mutex<Option<Vec<Entry>>> = Mutex::new(None);
 
 /// Whether `LDNC_RISCV_PROFILE` asks for profiling (read once, by the backend's constructor).
 pub fn enabled_by_env() -> bool {
-    std::env::var_os("LDNC_RISCV_PROFILE").is_some_and(|v| v != "0" && !v.is_empty())
+    crate::env_knob("LDNC_RISCV_PROFILE").is_some_and(|v| v != "0" && !v.is_empty())
 }
 
 /// Turn profiling on for the rest of the process.
@@ -71,7 +71,7 @@ pub fn record(block: &crate::frontend::GuestBlock, host: u64, code: &[u8], body:
 pub fn profile_report() {
     let Ok(mut p) = PROFILE.lock() else { return };
     let Some(v) = p.as_mut() else { return };
-    let top = std::env::var("LDNC_RISCV_PROFILE").ok().and_then(|s| s.parse::<usize>().ok()).filter(|&n| n > 1).unwrap_or(30);
+    let top = crate::env_knob("LDNC_RISCV_PROFILE").and_then(|s| s.parse::<usize>().ok()).filter(|&n| n > 1).unwrap_or(30);
     // Generated code increments the counters with plain loads and stores, so counts from
     // several threads may lose a few increments; good enough for a profile.
     let count = |e: &Entry| e.counter.load(Ordering::Relaxed);
