@@ -7,7 +7,9 @@
 //! or a denormal, and the operation raises no invalid exception. Under those conditions RISC-V's
 //! IEEE result and flags are exactly x86's; anything else branches to the helper call, which has
 //! every rule (NaN selection, indefinites, DE, rounding control). Nothing is written before the
-//! branch, so the helper starts from the original state.
+//! branch, so the helper starts from the original state. The scalar arithmetic has a quicker
+//! path in front for when MXCSR's PE is already set: integer checks on the operand and result
+//! bits prove that only inexact can have happened, so the host flags are never touched.
 
 use iced_x86::{Code, Instruction, Mnemonic as M};
 
@@ -87,6 +89,68 @@ impl Lower<'_> {
         self.a.b(Op::Bne, t, Reg::ZERO, slow);
     }
 
+    /// Branch to `slow` unless MXCSR's control bits are the default 0x1f80 and PE is already
+    /// set: then an operation whose only possible exception is inexact changes nothing in MXCSR,
+    /// and the host's flags need not be read.
+    fn branch_unless_default_mxcsr_pe(&mut self, t: Reg, slow: crate::isa::riscv64::asm::Label) {
+        self.a.i(Op::Lwu, t, CTX, OFF_MXCSR as i32);
+        self.a.srli(t, t, 5);
+        self.a.addi(t, t, -(0x1fa0 >> 5));
+        self.a.b(Op::Bne, t, Reg::ZERO, slow);
+    }
+
+    /// Branch to `slow` if the bits in `x` are a denormal (or, harmlessly, the smallest
+    /// normal), with integer instructions only: `(x << 1) - 1` has a zero exponent field
+    /// exactly for those (a zero wraps around).
+    fn branch_if_denormal_bits(&mut self, d: bool, x: Reg, t: Reg, slow: crate::isa::riscv64::asm::Label) {
+        let (sh, exp_at) = if d { (1, 53) } else { (33, 56) };
+        self.a.slli(t, x, sh);
+        self.a.addi(t, t, -1);
+        self.a.srli(t, t, exp_at);
+        self.a.b(Op::Beq, t, Reg::ZERO, slow);
+    }
+
+    /// Branch to `slow` unless the result bits `r` of `op` on operand bits `a`, `b` (neither
+    /// a denormal) prove that the operation raised nothing but inexact: a finite result with
+    /// a biased exponent of at least 2 is neither NaN (invalid), infinite (overflow, divide by
+    /// zero) nor tiny (underflow; tininess after rounding on both ISAs can only round up to the
+    /// smallest normal, exponent 1). A zero is exact from an addition or subtraction, or from a
+    /// product or quotient whose dividend/factor is zero.
+    #[allow(clippy::too_many_arguments, reason = "the operand, result and scratch registers of one expansion")]
+    fn branch_unless_plain(
+        &mut self,
+        d: bool,
+        op: FArith,
+        r: Reg,
+        ab: (Reg, Reg),
+        t: Reg,
+        v: Reg,
+        slow: crate::isa::riscv64::asm::Label,
+    ) {
+        let (sh, exp_at, span): (u32, u32, u64) = if d { (1, 53, 2045) } else { (33, 56, 253) };
+        let (nonzero, ok) = (self.a.label(), self.a.label());
+        self.a.slli(t, r, sh);
+        self.a.b(Op::Bne, t, Reg::ZERO, nonzero);
+        match op {
+            FArith::Add | FArith::Sub => self.a.j(ok),
+            FArith::Mul | FArith::Div => {
+                self.a.slli(v, ab.0, sh);
+                self.a.b(Op::Beq, v, Reg::ZERO, ok);
+                if op == FArith::Mul {
+                    self.a.slli(v, ab.1, sh);
+                    self.a.b(Op::Beq, v, Reg::ZERO, ok);
+                }
+                self.a.j(slow);
+            }
+        }
+        self.a.bind(nonzero);
+        self.a.srli(t, t, exp_at);
+        self.a.addi(t, t, -2);
+        self.a.li(v, span);
+        self.a.b(Op::Bgeu, t, v, slow);
+        self.a.bind(ok);
+    }
+
     /// Branch to `slow` if `f` holds a NaN or a denormal.
     fn branch_if_special(&mut self, d: bool, f: FReg, t: Reg, slow: crate::isa::riscv64::asm::Label) {
         self.fclass(d, t, f);
@@ -144,10 +208,30 @@ impl Lower<'_> {
         let d = self.xreg(i, 0)?;
         let s = self.xop(i, 1)?;
         let bits = if d64 { 64 } else { 32 };
-        let (slow, done) = (self.a.label(), self.a.label());
+        let (checked, slow, done) = (self.a.label(), self.a.label(), self.a.label());
         let (ta, tb, t, u) = (self.tmp(), self.tmp(), self.tmp(), self.tmp());
+        let v = self.tmp();
         self.load_scalar(ta, X::Xmm(d), bits);
         self.load_scalar(tb, s, bits);
+        // Quick path, when PE is already set (the usual state of a program doing arithmetic):
+        // integer checks on the operand and result bits instead of fclass and two fflags
+        // accesses (helper calls under an emulator). Anything it cannot prove exact-but-
+        // inexact falls to the checked path below, which recomputes from the same operands.
+        self.branch_unless_default_mxcsr_pe(t, checked);
+        self.branch_if_denormal_bits(d64, ta, t, checked);
+        self.branch_if_denormal_bits(d64, tb, t, checked);
+        self.fmv_to_f(d64, FT0, ta);
+        self.fmv_to_f(d64, FT1, tb);
+        self.fp_word(enc_fp(op as u32 | u32::from(d64), 1, 0, RNE, 0));
+        self.fmv_to_x(d64, u, FT0);
+        self.branch_unless_plain(d64, op, u, (ta, tb), t, v, checked);
+        if d64 {
+            self.a.sd(u, CTX, xoff(d, 0));
+        } else {
+            self.a.s(Op::Sw, u, CTX, xoff(d, 0));
+        }
+        self.a.j(done);
+        self.a.bind(checked);
         self.branch_unless_default_mxcsr(t, slow);
         self.fmv_to_f(d64, FT0, ta);
         self.fmv_to_f(d64, FT1, tb);

@@ -554,6 +554,109 @@ mod exec {
     }
 
     #[test]
+    fn quick_path_with_pe_set_hands_every_other_flag_to_the_checked_path() {
+        // With PE already set, ADDSD & co. skip the host flags when the result bits prove that
+        // nothing but inexact happened; each case runs alone so its own flags are visible.
+        let d = |x: f64| u128::from(x.to_bits());
+        let s = |x: f32| u128::from(x.to_bits());
+        let min_normal = f64::MIN_POSITIVE;
+        let cases: [(Code, u128, u128, u64, u32); 18] = [
+            (Code::Mulsd_xmm_xmmm64, d(3.0), d(0.1), (3.0f64 * 0.1).to_bits(), 0),
+            (Code::Mulsd_xmm_xmmm64, d(1e-300), d(1e-300), 0, mx::UE),
+            (Code::Mulsd_xmm_xmmm64, d(1e300), d(-1e300), f64::NEG_INFINITY.to_bits(), mx::OE),
+            (Code::Divsd_xmm_xmmm64, d(1.0), d(0.0), f64::INFINITY.to_bits(), mx::ZE),
+            (Code::Divsd_xmm_xmmm64, d(1e-300), d(1e300), 0, mx::UE),
+            (Code::Divsd_xmm_xmmm64, d(0.0), d(-5.0), (-0.0f64).to_bits(), 0),
+            (Code::Mulsd_xmm_xmmm64, d(3.0), d(-0.0), (-0.0f64).to_bits(), 0),
+            (Code::Mulsd_xmm_xmmm64, d(-0.0), d(3.0), (-0.0f64).to_bits(), 0),
+            (Code::Subsd_xmm_xmmm64, d(1.5), d(1.5), 0, 0),
+            (Code::Addsd_xmm_xmmm64, d(f64::INFINITY), d(1.0), f64::INFINITY.to_bits(), 0),
+            (Code::Mulsd_xmm_xmmm64, d(f64::INFINITY), d(0.0), super::INDEF64, mx::IE),
+            (Code::Mulsd_xmm_xmmm64, 1, d(2.0), 2, mx::DE),
+            (Code::Mulsd_xmm_xmmm64, d(min_normal), d(1.0 / 3.0), (min_normal * (1.0 / 3.0)).to_bits(), mx::UE),
+            // Tiny but exact: no underflow while it is masked.
+            (Code::Mulsd_xmm_xmmm64, d(min_normal), d(0.75), (min_normal * 0.75).to_bits(), 0),
+            (Code::Mulsd_xmm_xmmm64, d(min_normal * 2.0), d(0.5), min_normal.to_bits(), 0),
+            (Code::Addsd_xmm_xmmm64, u128::from(super::QNAN64 | 5), d(1.0), super::QNAN64 | 5, 0),
+            (Code::Mulss_xmm_xmmm32, s(1e-30), s(1e-30), 0, mx::UE),
+            (Code::Addss_xmm_xmmm32, s(1.0), s(f32::MAX), u64::from(f32::MAX.to_bits()), 0),
+        ];
+        for (k, &(code, a, b, want, flags)) in cases.iter().enumerate() {
+            let hi = 0x1234_u128 << 64;
+            let ctx = exec(&[i2(code, Register::XMM0, Register::XMM1)], &[], &[(0, hi | a), (1, b)], 0x1f80 | mx::PE, &mut [0u8; 16]);
+            let got = if matches!(code, Code::Mulss_xmm_xmmm32 | Code::Addss_xmm_xmmm32) {
+                ctx.cpu.xmm[0][0] & 0xffff_ffff
+            } else {
+                ctx.cpu.xmm[0][0]
+            };
+            assert_eq!(got, want, "case {k}: result");
+            assert_eq!(ctx.cpu.xmm[0][1], 0x1234, "case {k}: upper half");
+            assert_eq!(ctx.cpu.mxcsr, 0x1f80 | mx::PE | flags, "case {k}: MXCSR");
+        }
+    }
+
+    #[test]
+    fn quick_path_agrees_with_the_helper_on_edge_biased_operands() {
+        // The SDM helper is the reference: with PE set, every result and every other status
+        // flag from the translated instruction must be the helper's.
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        // Biased exponent fields near the edges that decide the quick path, and anywhere.
+        let mut operand = |d: bool| -> u128 {
+            let r = next();
+            let (emax, mbits) = if d { (2047u64, 52) } else { (255, 23) };
+            let e = match r % 8 {
+                0 => 0,
+                1 => 1,
+                2 => 2,
+                3 => emax,
+                4 => emax - 1,
+                5 => emax / 2 + (r >> 8) % 3,
+                _ => (r >> 8) % (emax + 1),
+            };
+            let m = match (r >> 20) % 4 {
+                0 => 0,
+                _ => next() & ((1u64 << mbits) - 1),
+            };
+            let sign = (r >> 30) & 1;
+            u128::from(sign << (mbits + if d { 11 } else { 8 }) | e << mbits | m)
+        };
+        let codes = [
+            (Code::Addsd_xmm_xmmm64, true),
+            (Code::Subsd_xmm_xmmm64, true),
+            (Code::Mulsd_xmm_xmmm64, true),
+            (Code::Divsd_xmm_xmmm64, true),
+            (Code::Addss_xmm_xmmm32, false),
+            (Code::Subss_xmm_xmmm32, false),
+            (Code::Mulss_xmm_xmmm32, false),
+            (Code::Divss_xmm_xmmm32, false),
+        ];
+        for (code, d) in codes {
+            for k in 0..48 {
+                let (a, b) = (operand(d), operand(d));
+                // Products and quotients near 1 land in the quick path; keep some of those.
+                let b = if k % 3 == 0 {
+                    let one = if d { u128::from(1.0f64.to_bits()) } else { u128::from(1.0f32.to_bits()) };
+                    one | (b & 0xffff)
+                } else {
+                    b
+                };
+                let hi = 0x5555_u128 << 64;
+                let mut want = State::new(hi | a, b, 0, 0x1f80 | mx::PE);
+                apply(code, &mut want).expect("supported");
+                let ctx = exec(&[i2(code, Register::XMM0, Register::XMM1)], &[], &[(0, hi | a), (1, b)], 0x1f80 | mx::PE, &mut [0u8; 16]);
+                assert_eq!(Some(xmm(&ctx, 0)), want.res, "{code:?} {a:#x} {b:#x}: result");
+                assert_eq!(ctx.cpu.mxcsr, want.mxcsr, "{code:?} {a:#x} {b:#x}: MXCSR");
+            }
+        }
+    }
+
+    #[test]
     fn moves_zero_or_merge_as_the_sdm_says() {
         let mut data = [0u8; 32];
         data[..8].copy_from_slice(&0x1122_3344_5566_7788u64.to_le_bytes());
