@@ -89,66 +89,81 @@ impl Lower<'_> {
         self.a.b(Op::Bne, t, Reg::ZERO, slow);
     }
 
-    /// Branch to `slow` unless MXCSR's control bits are the default 0x1f80 and PE is already
-    /// set: then an operation whose only possible exception is inexact changes nothing in MXCSR,
-    /// and the host's flags need not be read.
-    fn branch_unless_default_mxcsr_pe(&mut self, t: Reg, slow: crate::isa::riscv64::asm::Label) {
+    // The quick paths below compute their conditions as bits and branch once: under an
+    // emulator every branch ends a translated block, which costs more than a few ALU ops.
+
+    /// `t` = nonzero unless MXCSR's control bits are the default 0x1f80 and PE is already set:
+    /// then an operation whose only possible exception is inexact changes nothing in MXCSR, and
+    /// the host's flags need not be read.
+    fn mxcsr_not_default_pe(&mut self, t: Reg) {
         self.a.i(Op::Lwu, t, CTX, OFF_MXCSR as i32);
         self.a.srli(t, t, 5);
         self.a.addi(t, t, -(0x1fa0 >> 5));
-        self.a.b(Op::Bne, t, Reg::ZERO, slow);
     }
 
-    /// Branch to `slow` if the bits in `x` are a denormal (or, harmlessly, the smallest
-    /// normal), with integer instructions only: `(x << 1) - 1` has a zero exponent field
-    /// exactly for those (a zero wraps around).
-    fn branch_if_denormal_bits(&mut self, d: bool, x: Reg, t: Reg, slow: crate::isa::riscv64::asm::Label) {
+    /// `out` = 1 if the bits in `x` are a denormal (or, harmlessly, the smallest normal), else
+    /// 0: `(x << 1) - 1` has a zero exponent field exactly for those (a zero wraps around).
+    fn denormal_bit(&mut self, d: bool, x: Reg, out: Reg) {
         let (sh, exp_at) = if d { (1, 53) } else { (33, 56) };
-        self.a.slli(t, x, sh);
-        self.a.addi(t, t, -1);
-        self.a.srli(t, t, exp_at);
-        self.a.b(Op::Beq, t, Reg::ZERO, slow);
+        self.a.slli(out, x, sh);
+        self.a.addi(out, out, -1);
+        self.a.srli(out, out, exp_at);
+        self.a.i(Op::Sltiu, out, out, 1);
     }
 
-    /// Branch to `slow` unless the result bits `r` of `op` on operand bits `a`, `b` (neither
-    /// a denormal) prove that the operation raised nothing but inexact: a finite result with
-    /// a biased exponent of at least 2 is neither NaN (invalid), infinite (overflow, divide by
-    /// zero) nor tiny (underflow; tininess after rounding on both ISAs can only round up to the
-    /// smallest normal, exponent 1). A zero is exact from an addition or subtraction, or from a
-    /// product or quotient whose dividend/factor is zero.
-    #[allow(clippy::too_many_arguments, reason = "the operand, result and scratch registers of one expansion")]
-    fn branch_unless_plain(
-        &mut self,
-        d: bool,
-        op: FArith,
-        r: Reg,
-        ab: (Reg, Reg),
-        t: Reg,
-        v: Reg,
-        slow: crate::isa::riscv64::asm::Label,
-    ) {
-        let (sh, exp_at, span): (u32, u32, u64) = if d { (1, 53, 2045) } else { (33, 56, 253) };
-        let (nonzero, ok) = (self.a.label(), self.a.label());
-        self.a.slli(t, r, sh);
-        self.a.b(Op::Bne, t, Reg::ZERO, nonzero);
-        match op {
-            FArith::Add | FArith::Sub => self.a.j(ok),
-            FArith::Mul | FArith::Div => {
-                self.a.slli(v, ab.0, sh);
-                self.a.b(Op::Beq, v, Reg::ZERO, ok);
-                if op == FArith::Mul {
-                    self.a.slli(v, ab.1, sh);
-                    self.a.b(Op::Beq, v, Reg::ZERO, ok);
-                }
-                self.a.j(slow);
-            }
+    /// `t` |= 1 if the bits in `x` are a NaN or a denormal (or the smallest normal), as
+    /// [`Lower::branch_if_special`] tests without a host FPU instruction: after dropping the
+    /// sign, a NaN is above the infinity's bits. `inf` holds those bits (see [`Lower::inf_bits`]);
+    /// `u` is scratch.
+    fn or_special_bit(&mut self, d: bool, x: Reg, t: Reg, u: Reg, inf: Reg) {
+        self.denormal_bit(d, x, u);
+        self.a.r(Op::Or, t, t, u);
+        self.a.slli(u, x, if d { 1 } else { 33 });
+        self.a.r(Op::Sltu, u, inf, u);
+        self.a.r(Op::Or, t, t, u);
+    }
+
+    /// `inf` = an infinity's bits shifted left as [`Lower::or_special_bit`] compares them.
+    fn inf_bits(&mut self, d: bool, inf: Reg) {
+        self.a.addi(inf, Reg::ZERO, -1);
+        self.a.slli(inf, inf, if d { 53 } else { 56 });
+    }
+
+    /// `t` = 1 if the result bits `r` of `op` on operand bits `ab` (neither a denormal, no
+    /// NaN result) prove that the operation raised nothing but inexact, else 0; `v` is scratch.
+    /// A sum or difference is exact whenever it is tiny (both operands are multiples of the
+    /// smallest denormal), so anything below infinity qualifies. A product or quotient needs a
+    /// biased exponent of at least 2: not tiny (underflow; tininess after rounding on both
+    /// ISAs can only round up to the smallest normal, exponent 1) nor infinite (overflow,
+    /// divide by zero); or a zero from a zero factor or dividend, which is exact.
+    fn plain_bit(&mut self, d: bool, op: FArith, r: Reg, ab: Option<(Reg, Reg)>, t: Reg, v: Reg) {
+        let (sh, exp_at, emax) = if d { (1, 53, 2047) } else { (33, 56, 255) };
+        if matches!(op, FArith::Add | FArith::Sub) {
+            self.a.slli(t, r, sh);
+            self.a.srli(t, t, exp_at);
+            self.a.i(Op::Sltiu, t, t, emax);
+            return;
         }
-        self.a.bind(nonzero);
-        self.a.srli(t, t, exp_at);
-        self.a.addi(t, t, -2);
-        self.a.li(v, span);
-        self.a.b(Op::Bgeu, t, v, slow);
-        self.a.bind(ok);
+        match ab {
+            Some((a, b)) => {
+                self.a.slli(t, a, sh);
+                self.a.i(Op::Sltiu, t, t, 1);
+                if op == FArith::Mul {
+                    self.a.slli(v, b, sh);
+                    self.a.i(Op::Sltiu, v, v, 1);
+                    self.a.r(Op::Or, t, t, v);
+                }
+                self.a.slli(v, r, sh);
+                self.a.i(Op::Sltiu, v, v, 1);
+                self.a.r(Op::And, t, t, v);
+            }
+            None => self.a.li(t, 0),
+        }
+        self.a.slli(v, r, sh);
+        self.a.srli(v, v, exp_at);
+        self.a.addi(v, v, -2);
+        self.a.i(Op::Sltiu, v, v, emax - 2);
+        self.a.r(Op::Or, t, t, v);
     }
 
     /// Branch to `slow` if `f` holds a NaN or a denormal.
@@ -217,14 +232,18 @@ impl Lower<'_> {
         // integer checks on the operand and result bits instead of fclass and two fflags
         // accesses (helper calls under an emulator). Anything it cannot prove exact-but-
         // inexact falls to the checked path below, which recomputes from the same operands.
-        self.branch_unless_default_mxcsr_pe(t, checked);
-        self.branch_if_denormal_bits(d64, ta, t, checked);
-        self.branch_if_denormal_bits(d64, tb, t, checked);
+        self.mxcsr_not_default_pe(t);
+        self.denormal_bit(d64, ta, u);
+        self.a.r(Op::Or, t, t, u);
+        self.denormal_bit(d64, tb, u);
+        self.a.r(Op::Or, t, t, u);
+        self.a.b(Op::Bne, t, Reg::ZERO, checked);
         self.fmv_to_f(d64, FT0, ta);
         self.fmv_to_f(d64, FT1, tb);
         self.fp_word(enc_fp(op as u32 | u32::from(d64), 1, 0, RNE, 0));
         self.fmv_to_x(d64, u, FT0);
-        self.branch_unless_plain(d64, op, u, (ta, tb), t, v, checked);
+        self.plain_bit(d64, op, u, Some((ta, tb)), t, v);
+        self.a.b(Op::Beq, t, Reg::ZERO, checked);
         if d64 {
             self.a.sd(u, CTX, xoff(d, 0));
         } else {
@@ -281,10 +300,9 @@ impl Lower<'_> {
         };
         let d = self.xreg(i, 0)?;
         let s = self.xop(i, 1)?;
-        let (slow, done) = (self.a.label(), self.a.label());
+        let (checked, slow, done) = (self.a.label(), self.a.label(), self.a.label());
         let (t, u, v) = (self.tmp(), self.tmp(), self.tmp());
         let (ft2, ft3) = (FReg(2), FReg(3));
-        self.branch_unless_default_mxcsr(t, slow);
         let (sb, so) = match s {
             X::Xmm(x) => (CTX, xoff(x, 0)),
             X::Mem(at) => {
@@ -294,6 +312,32 @@ impl Lower<'_> {
                 (at.base, at.off)
             }
         };
+        // Quick path with PE already set, as in [`Lower::fast_scalar_arith`].
+        self.mxcsr_not_default_pe(t);
+        for (base, off) in [(CTX, xoff(d, 0)), (CTX, xoff(d, 1)), (sb, so), (sb, so + 8)] {
+            self.a.ld(u, base, off);
+            self.denormal_bit(true, u, v);
+            self.a.r(Op::Or, t, t, v);
+        }
+        self.a.b(Op::Bne, t, Reg::ZERO, checked);
+        self.fld(FT0, CTX, xoff(d, 0));
+        self.fld(ft2, CTX, xoff(d, 1));
+        self.fld(FT1, sb, so);
+        self.fld(ft3, sb, so + 8);
+        self.fp_word(enc_fp(op as u32 | 1, 1, 0, RNE, 0));
+        self.fp_word(enc_fp(op as u32 | 1, 3, 2, RNE, 2));
+        self.fmv_to_x(true, u, FT0);
+        self.plain_bit(true, op, u, None, t, v);
+        self.fmv_to_x(true, u, ft2);
+        let w = self.tmp();
+        self.plain_bit(true, op, u, None, w, v);
+        self.a.r(Op::And, t, t, w);
+        self.a.b(Op::Beq, t, Reg::ZERO, checked);
+        self.fsd(FT0, CTX, xoff(d, 0));
+        self.fsd(ft2, CTX, xoff(d, 1));
+        self.a.j(done);
+        self.a.bind(checked);
+        self.branch_unless_default_mxcsr(t, slow);
         self.fld(FT0, CTX, xoff(d, 0));
         self.fld(ft2, CTX, xoff(d, 1));
         self.fld(FT1, sb, so);
@@ -339,11 +383,15 @@ impl Lower<'_> {
         let (ta, tb, t, u) = (self.tmp(), self.tmp(), self.tmp(), self.tmp());
         self.load_scalar(ta, X::Xmm(d), bits);
         self.load_scalar(tb, s, bits);
+        // Denormals go to the helper too: DAZ may be set, and DE must be reported.
+        let inf = self.tmp();
+        self.inf_bits(d64, inf);
+        self.a.li(t, 0);
+        self.or_special_bit(d64, ta, t, u, inf);
+        self.or_special_bit(d64, tb, t, u, inf);
+        self.a.b(Op::Bne, t, Reg::ZERO, slow);
         self.fmv_to_f(d64, FT0, ta);
         self.fmv_to_f(d64, FT1, tb);
-        // Denormals go to the helper too: DAZ may be set, and DE must be reported.
-        self.branch_if_special(d64, FT0, t, slow);
-        self.branch_if_special(d64, FT1, t, slow);
         let f7 = if d64 { 0x51 } else { 0x50 };
         // flt (CF) and feq (ZF) raise nothing on ordered operands.
         self.fp_word(enc_fp(f7, 1, 0, 1, u32::from(t.0)));
@@ -451,9 +499,32 @@ impl Lower<'_> {
         };
         let d = self.xreg(i, 0)?;
         let s = self.xop(i, 1)?;
-        let (slow, done) = (self.a.label(), self.a.label());
+        let (checked, slow, done) = (self.a.label(), self.a.label(), self.a.label());
         let (tb, t, u, w) = (self.tmp(), self.tmp(), self.tmp(), self.tmp());
         self.load_scalar(tb, s, if sd { 64 } else { 32 });
+        if matches!(i.mnemonic(), M::Sqrtsd | M::Sqrtss) {
+            // Quick path with PE already set: the square root of a positive normal is a normal
+            // and can only be inexact. The sign and exponent above the fraction must be 1..max-1
+            // (a set sign, or a single's sign-extended upper bits, make them larger).
+            self.mxcsr_not_default_pe(t);
+            let (frac, span) = if sd { (52, 2046) } else { (23, 254) };
+            self.a.srli(u, tb, frac);
+            self.a.addi(u, u, -1);
+            self.a.i(Op::Sltiu, u, u, span);
+            self.a.i(Op::Xori, u, u, 1);
+            self.a.r(Op::Or, t, t, u);
+            self.a.b(Op::Bne, t, Reg::ZERO, checked);
+            self.fmv_to_f(sd, FT1, tb);
+            self.fp_word(enc_fp(f7, rs2, 1, RNE, 0));
+            self.fmv_to_x(rd, u, FT0);
+            if rd {
+                self.a.sd(u, CTX, xoff(d, 0));
+            } else {
+                self.a.s(Op::Sw, u, CTX, xoff(d, 0));
+            }
+            self.a.j(done);
+        }
+        self.a.bind(checked);
         if rounds {
             self.branch_unless_default_mxcsr(t, slow);
         }
@@ -489,13 +560,17 @@ impl Lower<'_> {
         let d = self.xreg(i, 0)?;
         let s = self.xop(i, 1)?;
         let (slow, done, keep_b) = (self.a.label(), self.a.label(), self.a.label());
-        let (ta, tb, t) = (self.tmp(), self.tmp(), self.tmp());
+        let (ta, tb, t, u) = (self.tmp(), self.tmp(), self.tmp(), self.tmp());
         self.load_scalar(ta, X::Xmm(d), bits);
         self.load_scalar(tb, s, bits);
+        let inf = self.tmp();
+        self.inf_bits(d64, inf);
+        self.a.li(t, 0);
+        self.or_special_bit(d64, ta, t, u, inf);
+        self.or_special_bit(d64, tb, t, u, inf);
+        self.a.b(Op::Bne, t, Reg::ZERO, slow);
         self.fmv_to_f(d64, FT0, ta);
         self.fmv_to_f(d64, FT1, tb);
-        self.branch_if_special(d64, FT0, t, slow);
-        self.branch_if_special(d64, FT1, t, slow);
         let (x, y) = if max { (1, 0) } else { (0, 1) };
         // flt.{d,s} t, x, y
         self.fp_word(enc_fp(if d64 { 0x51 } else { 0x50 }, y, x, 1, u32::from(t.0)));

@@ -560,7 +560,7 @@ mod exec {
         let d = |x: f64| u128::from(x.to_bits());
         let s = |x: f32| u128::from(x.to_bits());
         let min_normal = f64::MIN_POSITIVE;
-        let cases: [(Code, u128, u128, u64, u32); 18] = [
+        let cases: [(Code, u128, u128, u64, u32); 19] = [
             (Code::Mulsd_xmm_xmmm64, d(3.0), d(0.1), (3.0f64 * 0.1).to_bits(), 0),
             (Code::Mulsd_xmm_xmmm64, d(1e-300), d(1e-300), 0, mx::UE),
             (Code::Mulsd_xmm_xmmm64, d(1e300), d(-1e300), f64::NEG_INFINITY.to_bits(), mx::OE),
@@ -570,6 +570,8 @@ mod exec {
             (Code::Mulsd_xmm_xmmm64, d(3.0), d(-0.0), (-0.0f64).to_bits(), 0),
             (Code::Mulsd_xmm_xmmm64, d(-0.0), d(3.0), (-0.0f64).to_bits(), 0),
             (Code::Subsd_xmm_xmmm64, d(1.5), d(1.5), 0, 0),
+            // A tiny difference is exact: no underflow.
+            (Code::Subsd_xmm_xmmm64, d(min_normal * 1.5), d(min_normal), (min_normal * 0.5).to_bits(), 0),
             (Code::Addsd_xmm_xmmm64, d(f64::INFINITY), d(1.0), f64::INFINITY.to_bits(), 0),
             (Code::Mulsd_xmm_xmmm64, d(f64::INFINITY), d(0.0), super::INDEF64, mx::IE),
             (Code::Mulsd_xmm_xmmm64, 1, d(2.0), 2, mx::DE),
@@ -635,22 +637,44 @@ mod exec {
             (Code::Subss_xmm_xmmm32, false),
             (Code::Mulss_xmm_xmmm32, false),
             (Code::Divss_xmm_xmmm32, false),
+            (Code::Addpd_xmm_xmmm128, true),
+            (Code::Subpd_xmm_xmmm128, true),
+            (Code::Mulpd_xmm_xmmm128, true),
+            (Code::Divpd_xmm_xmmm128, true),
+            (Code::Sqrtsd_xmm_xmmm64, true),
+            (Code::Sqrtss_xmm_xmmm32, false),
+            (Code::Minsd_xmm_xmmm64, true),
+            (Code::Maxss_xmm_xmmm32, false),
+            (Code::Comisd_xmm_xmmm64, true),
+            (Code::Ucomiss_xmm_xmmm32, false),
         ];
         for (code, d) in codes {
+            let packed = matches!(code, Code::Addpd_xmm_xmmm128 | Code::Subpd_xmm_xmmm128 | Code::Mulpd_xmm_xmmm128 | Code::Divpd_xmm_xmmm128);
             for k in 0..48 {
                 let (a, b) = (operand(d), operand(d));
+                // Packed forms: the high lanes from the same distribution, or the low lanes
+                // reused (both lanes quick) every other case.
+                let (a, b) = match (packed, k % 2) {
+                    (false, _) => (a, b),
+                    (true, 0) => (a | a << 64, b | b << 64),
+                    (true, _) => (a | operand(d) << 64, b | operand(d) << 64),
+                };
                 // Products and quotients near 1 land in the quick path; keep some of those.
                 let b = if k % 3 == 0 {
                     let one = if d { u128::from(1.0f64.to_bits()) } else { u128::from(1.0f32.to_bits()) };
-                    one | (b & 0xffff)
+                    one | one << 64 | (b & 0xffff)
                 } else {
                     b
                 };
-                let hi = 0x5555_u128 << 64;
+                let hi = if packed { 0 } else { 0x5555_u128 << 64 };
                 let mut want = State::new(hi | a, b, 0, 0x1f80 | mx::PE);
                 apply(code, &mut want).expect("supported");
                 let ctx = exec(&[i2(code, Register::XMM0, Register::XMM1)], &[], &[(0, hi | a), (1, b)], 0x1f80 | mx::PE, &mut [0u8; 16]);
-                assert_eq!(Some(xmm(&ctx, 0)), want.res, "{code:?} {a:#x} {b:#x}: result");
+                if matches!(code, Code::Comisd_xmm_xmmm64 | Code::Ucomiss_xmm_xmmm32) {
+                    assert_eq!(ctx.cpu.rflags & fl::STATUS, want.rflags & fl::STATUS, "{code:?} {a:#x} {b:#x}: flags");
+                } else {
+                    assert_eq!(Some(xmm(&ctx, 0)), want.res, "{code:?} {a:#x} {b:#x}: result");
+                }
                 assert_eq!(ctx.cpu.mxcsr, want.mxcsr, "{code:?} {a:#x} {b:#x}: MXCSR");
             }
         }
