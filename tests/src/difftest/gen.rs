@@ -442,6 +442,14 @@ fn random_regs(rng: &mut Rng, slot: u8, elem: Elem) -> Regs {
     if rng.one_in(4) {
         r.mxcsr |= (rng.below(4) as u32) << 13;
     }
+    // Sticky status flags as a running program has them: PE (inexact) half the time — backends
+    // take shortcuts when an operation cannot change MXCSR — and any mix of the six now and then.
+    if rng.one_in(2) {
+        r.mxcsr |= 0x20;
+    }
+    if rng.one_in(8) {
+        r.mxcsr |= rng.below(64) as u32;
+    }
     r
 }
 
