@@ -260,6 +260,8 @@ pub unsafe fn run_loop_raw<B: Backend + 'static>(tr: *mut Translator<B>, ctx: &m
                 let code = if unmapped { 1 } else { 2 };
                 signals::fault(&mut ctx.cpu, proc, libc::SIGSEGV, code, at, "jump to non-executable memory")
             }
+            // Stopped for a pending asynchronous signal, delivered just below.
+            Exit::Interrupted => {}
             Exit::Fault(f) => {
                 let what = format!("fault in guest code at {:#x}", ctx.cpu.rip);
                 signals::fault(&mut ctx.cpu, proc, f.signo, f.code, f.addr, &what)

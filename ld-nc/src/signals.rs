@@ -36,7 +36,7 @@ static SIGINFO: [[AtomicU64; SIGINFO_WORDS]; NSIG + 1] =
     [const { [const { AtomicU64::new(0) }; SIGINFO_WORDS] }; NSIG + 1];
 
 /// Host handler for guest-caught signals: async-signal-safe, only atomics.
-extern "C" fn host_handler(sig: libc::c_int, info: *mut libc::siginfo_t, _uc: *mut libc::c_void) {
+extern "C" fn host_handler(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
     let Ok(s) = usize::try_from(sig) else { return };
     if s == 0 || s > NSIG {
         return;
@@ -49,6 +49,8 @@ extern "C" fn host_handler(sig: libc::c_int, info: *mut libc::siginfo_t, _uc: *m
         }
     }
     PENDING.fetch_or(1 << (s - 1), Ordering::SeqCst);
+    // Translated code may be spinning without ever exiting: stop it at an instruction boundary.
+    crate::smc::interrupt_guest(uc);
 }
 
 /// Whether a signal is a synchronous fault the host CPU raises itself.

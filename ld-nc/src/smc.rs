@@ -220,6 +220,29 @@ fn redirect_to_guest(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc
     }
 }
 
+/// From the handler of an asynchronous signal the guest will receive: if this thread was running
+/// translated code and stopped exactly between two guest instructions, make it leave for the run
+/// loop, which delivers the signal at once. Elsewhere nothing changes and the signal waits for the
+/// next exit (a tight loop may then be interrupted again by a later signal). Async-signal-safe.
+pub fn interrupt_guest(uc: *mut libc::c_void) {
+    let map = FAULTS.load(Ordering::Acquire);
+    if map.is_null() || uc.is_null() {
+        return;
+    }
+    // SAFETY: `uc` is the handler's own context; the map was leaked in `install_fault_map`. On
+    // x86_64 FS still holds the interrupted code's base (the handler never switches it).
+    unsafe {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let fs: u64;
+            core::arch::asm!("rdfsbase {}", out(reg) fs, options(nomem, nostack));
+            translator::isa::x86_64::asm::redirect_interrupt(uc.cast(), &*map, fs);
+        }
+        #[cfg(target_arch = "riscv64")]
+        translator::isa::riscv64::redirect_interrupt(uc.cast(), &*map);
+    }
+}
+
 extern "C" fn fault_handler(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let addr = unsafe { (*info).si_addr() } as u64;

@@ -33,6 +33,10 @@ pub mod exit {
     /// `cpu` is the guest state at the faulting instruction and [`super::ThreadCtx::fault`] says
     /// what happened.
     pub const FAULT: u64 = 10;
+    /// A host signal handler stopped generated code at a guest instruction boundary so that a
+    /// pending asynchronous signal can be delivered; `cpu` is exact, `cpu.rip` the next
+    /// instruction to run.
+    pub const INTERRUPT: u64 = 11;
 }
 
 /// Number of words in each backend-owned area.

@@ -263,6 +263,7 @@ impl<B: Backend> Translator<B> {
                 exit::DIVIDE_ERROR => return Exit::DivideError,
                 exit::NOT_EXECUTABLE => return Exit::NotExecutable,
                 exit::FAULT => return Exit::Fault(ctx.fault),
+                exit::INTERRUPT => return Exit::Interrupted,
                 _ => return Exit::Unsupported(self.unsupported_at(ctx.cpu.rip)),
             }
         }

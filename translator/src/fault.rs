@@ -148,9 +148,20 @@ impl FaultMap {
         self.nentries.store(0, Ordering::Release);
     }
 
+    /// The guest instruction whose host code starts exactly at `pc`, needing no repair: a point
+    /// where the host registers hold the exact guest state before that instruction.
+    /// Async-signal-safe.
+    pub fn lookup_exact(&self, pc: u64) -> Option<GuestFault> {
+        self.find(pc).filter(|(e, exact)| *exact && e.fixup_reg == NO_FIXUP).map(|(e, _)| e)
+    }
+
     /// The guest instruction running at host address `pc`, if `pc` is in translated code.
     /// Async-signal-safe.
     pub fn lookup(&self, pc: u64) -> Option<GuestFault> {
+        self.find(pc).map(|(e, _)| e)
+    }
+
+    fn find(&self, pc: u64) -> Option<(GuestFault, bool)> {
         let nb = self.nblocks.load(Ordering::Acquire);
         // SAFETY: the first `nb` records are initialised and never change until `clear`.
         let blocks = unsafe { core::slice::from_raw_parts(self.blocks.ptr, nb) };
@@ -164,7 +175,10 @@ impl FaultMap {
         let off = (pc - b.host_start) as u32;
         let j = entries.partition_point(|e| e.host_off <= off).checked_sub(1)?;
         let e = entries[j];
-        Some(GuestFault { guest_pc: e.guest_pc, fixup_reg: e.fixup_reg, fixup_slot: e.fixup_slot })
+        // Several entries may share an offset (an instruction that emitted no code); only the
+        // last one is where execution continues, so "exact" means the last entry at `off`.
+        let exact = e.host_off == off;
+        Some((GuestFault { guest_pc: e.guest_pc, fixup_reg: e.fixup_reg, fixup_slot: e.fixup_slot }, exact))
     }
 }
 
@@ -187,6 +201,8 @@ mod tests {
         assert_eq!(m.lookup(0x1050).map(|f| f.guest_pc), Some(0x50_0000));
         assert_eq!(m.lookup(0xfff), None);
         assert_eq!(m.lookup(0x1080), None);
+        assert_eq!(m.lookup_exact(0x1010).map(|f| f.guest_pc), Some(0x40_0003));
+        assert_eq!(m.lookup_exact(0x1011), None, "inside an instruction's host code");
         m.clear();
         assert_eq!(m.lookup(0x1000), None);
     }

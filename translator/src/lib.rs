@@ -43,6 +43,9 @@ pub enum Exit {
     /// A fault (SIGSEGV, SIGBUS, SIGFPE, SIGILL) raised by translated guest code; `cpu` is the
     /// guest state at the faulting instruction.
     Fault(ctx::FaultInfo),
+    /// Generated code was stopped between two guest instructions so that pending asynchronous
+    /// signals can be delivered; resume at `cpu.rip`.
+    Interrupted,
 }
 
 /// An instruction the active backend does not translate, for the error message.

@@ -739,6 +739,7 @@ impl Lower<'_> {
     pub fn link_to(&mut self, target: u64) {
         self.sync_kind();
         let site = self.a.pos();
+        self.mark_resume_point(site, target);
         let l = self.a.label();
         self.a.j(l);
         self.a.addi(Reg::ZERO, Reg::ZERO, 0);
@@ -755,11 +756,25 @@ impl Lower<'_> {
             _ => None,
         };
         let site = self.a.pos();
+        // The flags are dead at `target`, so stale flags in the kind word are harmless there.
+        self.mark_resume_point(site, target);
         let l = self.a.label();
         self.a.j(l);
         self.a.addi(Reg::ZERO, Reg::ZERO, 0);
         self.link_sites.push(LinkSite { offset: site, target });
         self.stubs.push((l, StubKind::Link { target, site, flags }));
+    }
+
+    /// Record that at host offset `site` (a link site) the guest state is exact and about to
+    /// continue at `target`, so an asynchronous signal landing on the jump can leave there
+    /// (`fault::FaultMap::lookup_exact`). Not while guest registers are lent to the scratch pool.
+    fn mark_resume_point(&mut self, site: u32, target: u64) {
+        if !self.borrowed.is_empty() {
+            return;
+        }
+        let e = PcEntry { host_off: site, fixup_reg: NO_FIXUP, _pad: 0, fixup_slot: OFF_SCRATCH as u16, guest_pc: target };
+        let i = self.pc_map.partition_point(|p| p.host_off <= site);
+        self.pc_map.insert(i, e);
     }
 
     /// Jump to the guest address in `t` (any register but `t0`): through a one-entry inline

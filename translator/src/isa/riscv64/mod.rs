@@ -268,7 +268,7 @@ impl Backend for Riscv64Backend {
 }
 
 #[cfg(target_arch = "riscv64")]
-pub use trampoline::redirect_fault;
+pub use trampoline::{redirect_fault, redirect_interrupt};
 
 pub use profile::profile_report;
 
@@ -408,10 +408,39 @@ mod trampoline {
         map: &crate::fault::FaultMap,
         info: crate::ctx::FaultInfo,
     ) -> bool {
+        // SAFETY: forwarded from the caller.
+        unsafe { redirect(uc, |pc| map.lookup(pc), crate::ctx::exit::FAULT, info) }
+    }
+
+    /// Stop generated code for an asynchronous signal: if the thread was interrupted exactly
+    /// between two guest instructions (a host PC where an instruction's code starts, with no
+    /// lent register), leave with [`crate::ctx::exit::INTERRUPT`] and the exact guest state so
+    /// the runtime delivers the signal now; `false`, changing nothing, anywhere else.
+    ///
+    /// # Safety
+    /// As for [`redirect_fault`], from the handler of an asynchronous signal.
+    pub unsafe fn redirect_interrupt(uc: *mut libc::ucontext_t, map: &crate::fault::FaultMap) -> bool {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            redirect(uc, |pc| map.lookup_exact(pc), crate::ctx::exit::INTERRUPT, crate::ctx::FaultInfo::default())
+        }
+    }
+
+    /// Rebuild the guest state at the guest instruction `find` names for the interrupted host PC
+    /// and make the signal return leave generated code with `reason`.
+    ///
+    /// # Safety
+    /// As for [`redirect_fault`].
+    unsafe fn redirect(
+        uc: *mut libc::ucontext_t,
+        find: impl Fn(u64) -> Option<crate::fault::GuestFault>,
+        reason: u64,
+        info: crate::ctx::FaultInfo,
+    ) -> bool {
         // SAFETY: the caller passes the handler's own context.
         let uc = unsafe { &mut *uc };
         let g = &mut uc.uc_mcontext.__gregs;
-        let Some(f) = map.lookup(g[0]) else { return false };
+        let Some(f) = find(g[0]) else { return false };
         // Inside generated code s1 (x9) is the context; the magic word confirms it.
         let ctx = g[9] as *mut ThreadCtx;
         if ctx.is_null() || !(ctx as usize).is_multiple_of(core::mem::align_of::<ThreadCtx>()) {
@@ -439,7 +468,7 @@ mod trampoline {
         if matches!(info.signo, libc::SIGFPE | libc::SIGILL | libc::SIGTRAP) {
             ctx.fault.addr = f.guest_pc;
         }
-        ctx.exit_reason = crate::ctx::exit::FAULT;
+        ctx.exit_reason = reason;
         g[0] = ldnc_rv_fault_exit as *const () as u64;
         true
     }

@@ -207,6 +207,35 @@ pub unsafe fn redirect_fault(
     info: crate::ctx::FaultInfo,
     guest_fs: u64,
 ) -> bool {
+    // SAFETY: forwarded from the caller.
+    unsafe { redirect(uc, guest_fs, |pc| map.lookup(pc), exit::FAULT, info) }
+}
+
+/// Stop generated code for an asynchronous signal: if the thread was interrupted exactly between
+/// two guest instructions of translated code, make the signal return leave with
+/// [`exit::INTERRUPT`] and the exact guest state, so the runtime delivers the signal now rather
+/// than at the next exit (which a tight loop may never reach). Returns `false`, changing
+/// nothing, anywhere else; the signal is then delivered at the next exit.
+///
+/// # Safety
+/// As for [`redirect_fault`], from the handler of an asynchronous signal.
+pub unsafe fn redirect_interrupt(uc: *mut libc::ucontext_t, map: &crate::fault::FaultMap, guest_fs: u64) -> bool {
+    // SAFETY: forwarded from the caller.
+    unsafe { redirect(uc, guest_fs, |pc| map.lookup_exact(pc), exit::INTERRUPT, crate::ctx::FaultInfo::default()) }
+}
+
+/// Rebuild the guest state at the guest instruction `find` names for the interrupted host PC and
+/// make the signal return leave generated code with `reason`.
+///
+/// # Safety
+/// As for [`redirect_fault`].
+unsafe fn redirect(
+    uc: *mut libc::ucontext_t,
+    guest_fs: u64,
+    find: impl Fn(u64) -> Option<crate::fault::GuestFault>,
+    reason: u64,
+    info: crate::ctx::FaultInfo,
+) -> bool {
     use crate::ctx::ThreadCtx;
     let gs: u64;
     // SAFETY: RDGSBASE is enabled (HWCAP2_FSGSBASE), as for entering generated code.
@@ -217,7 +246,7 @@ pub unsafe fn redirect_fault(
     // SAFETY: the caller passes the handler's own context.
     let uc = unsafe { &mut *uc };
     let g = &mut uc.uc_mcontext.gregs;
-    let Some(f) = map.lookup(g[libc::REG_RIP as usize] as u64) else { return false };
+    let Some(f) = find(g[libc::REG_RIP as usize] as u64) else { return false };
     let ctx = gs as *mut ThreadCtx;
     // SAFETY: a non-zero GS base inside generated code is the entered context (checked by its
     // magic word); the dispatcher is suspended in `enter`, so nothing else touches it.
@@ -257,7 +286,7 @@ pub unsafe fn redirect_fault(
         // For these, si_addr is the instruction's address, which the guest knows by its own.
         ctx.fault.addr = f.guest_pc;
     }
-    ctx.exit_reason = exit::FAULT;
+    ctx.exit_reason = reason;
     g[libc::REG_RIP as usize] = ldnc_x86_fault_exit as *const () as usize as i64;
     true
 }

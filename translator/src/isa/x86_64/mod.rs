@@ -347,6 +347,9 @@ impl X86Backend {
                 let cc = i.condition_code() as u8 - ConditionCode::o as u8;
                 let taken = a.jcc_rel32(cc, a.ip())?;
                 pending.push(PendingExit { at: taken, rip: i.near_branch_target(), reason: exit::LOOKUP, link: true });
+                // Past the jcc, not taken: the guest is exactly at `next` (a resume point for
+                // asynchronous signals).
+                self.mark(a, next, None);
                 let fall = a.jmp_rel32(a.ip())?;
                 pending.push(PendingExit { at: fall, rip: next, reason: exit::LOOKUP, link: true });
                 Ok(Some(true))
