@@ -501,7 +501,13 @@ fn random_code_never_panics() {
         let ext = if round % 2 == 0 { Ext::default() } else { Ext { zba: true, zbb: true, zicond: false } };
         let (code, _, n, pcs) = super::translate_block_counted(&block, 0x7000_0000, ext).expect("translates");
         assert!(code.len() % 4 == 0 && !code.is_empty());
-        assert_eq!(pcs.len(), n);
+        // One entry per translated instruction, plus resume points at link sites; sorted by
+        // host offset, as the fault map's binary search needs.
+        assert!(pcs.len() >= n);
+        assert!(pcs.windows(2).all(|w| w[0].host_off <= w[1].host_off));
+        for gi in &block.insns[..n] {
+            assert!(pcs.iter().any(|e| e.guest_pc == gi.insn.ip()), "no entry for {:#x}", gi.insn.ip());
+        }
         // Floating-point and vector major opcodes come from the SSE/x87 modules, which this
         // printer does not cover; every integer word must be one it knows.
         // (The fflags CSR accesses of the FP fast paths count as theirs.)

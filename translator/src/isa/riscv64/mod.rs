@@ -130,13 +130,12 @@ pub fn translate_block_counted(
     translate_block_body(block, base, ext).map(|(code, t, n, pcs, _)| (code, t, n, pcs))
 }
 
-/// As [`translate_block_counted`], also returning the length of the block's in-line code (the
-/// exit stubs follow it).
-fn translate_block_body(
-    block: &GuestBlock,
-    base: u64,
-    ext: Ext,
-) -> Result<(Vec<u8>, Translated, usize, Vec<crate::fault::PcEntry>, u32), TranslateError> {
+/// A translated block: code, link sites, instructions translated, fault-map entries, and the
+/// length of the in-line code (the exit stubs follow it).
+type BlockBody = (Vec<u8>, Translated, usize, Vec<crate::fault::PcEntry>, u32);
+
+/// As [`translate_block_counted`], also returning the length of the block's in-line code.
+fn translate_block_body(block: &GuestBlock, base: u64, ext: Ext) -> Result<BlockBody, TranslateError> {
     let mut limit = block.insns.len();
     let mut split = false;
     let mut wide = Vec::new();
