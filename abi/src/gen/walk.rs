@@ -366,28 +366,35 @@ impl Walker {
         self.db.decls.insert(name, d);
     }
 
-    fn typedef_named(ty: Type<'_>, names: &[&str]) -> bool {
+    /// Follow typedefs and elaborated sugar from `ty`. `Ok(())` when a typedef named in `names`
+    /// is met on the way; otherwise `Err` with the first type that is neither (`None` when the
+    /// chain breaks or runs longer than any real header's).
+    fn through_typedefs<'a>(ty: Type<'a>, names: &[&str]) -> Result<(), Option<Type<'a>>> {
         let mut t = ty;
         for _ in 0..16 {
             match t.get_kind() {
                 TypeKind::Typedef => {
                     let n = t.get_typedef_name().unwrap_or_default();
                     if names.contains(&n.as_str()) {
-                        return true;
+                        return Ok(());
                     }
                     match t.get_declaration().and_then(|d| d.get_typedef_underlying_type()) {
                         Some(u) => t = u,
-                        None => return false,
+                        None => return Err(None),
                     }
                 }
                 TypeKind::Elaborated => match t.get_elaborated_type() {
                     Some(u) => t = u,
-                    None => return false,
+                    None => return Err(None),
                 },
-                _ => return false,
+                _ => return Err(Some(t)),
             }
         }
-        false
+        Err(None)
+    }
+
+    fn typedef_named(ty: Type<'_>, names: &[&str]) -> bool {
+        Self::through_typedefs(ty, names).is_ok()
     }
 
     fn is_binary128(ty: Type<'_>) -> bool {
@@ -396,32 +403,15 @@ impl Walker {
     }
 
     fn is_valist(ty: Type<'_>) -> bool {
-        let mut t = ty;
-        for _ in 0..16 {
-            match t.get_kind() {
-                TypeKind::Typedef => {
-                    let n = t.get_typedef_name().unwrap_or_default();
-                    if VA_LIST_NAMES.contains(&n.as_str()) {
-                        return true;
-                    }
-                    match t.get_declaration().and_then(|d| d.get_typedef_underlying_type()) {
-                        Some(u) => t = u,
-                        None => return false,
-                    }
-                }
-                TypeKind::Elaborated => match t.get_elaborated_type() {
-                    Some(u) => t = u,
-                    None => return false,
-                },
-                TypeKind::Pointer => {
-                    // x86-64: a `va_list` parameter decays to `struct __va_list_tag *`.
-                    let p = t.get_pointee_type().map(|p| p.get_canonical_type());
-                    return p.and_then(|p| p.get_declaration()).and_then(|d| d.get_name()).as_deref() == Some("__va_list_tag");
-                }
-                _ => return false,
+        match Self::through_typedefs(ty, VA_LIST_NAMES) {
+            Ok(()) => true,
+            Err(Some(t)) if t.get_kind() == TypeKind::Pointer => {
+                // x86-64: a `va_list` parameter decays to `struct __va_list_tag *`.
+                let p = t.get_pointee_type().map(|p| p.get_canonical_type());
+                p.and_then(|p| p.get_declaration()).and_then(|d| d.get_name()).as_deref() == Some("__va_list_tag")
             }
+            Err(_) => false,
         }
-        false
     }
 
     /// The compact signature of a function type; records reached are added to `d.refs`.
