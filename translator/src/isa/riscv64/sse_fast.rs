@@ -244,11 +244,7 @@ impl Lower<'_> {
         self.fmv_to_x(d64, u, FT0);
         self.plain_bit(d64, op, u, Some((ta, tb)), t, v);
         self.a.b(Op::Beq, t, Reg::ZERO, checked);
-        if d64 {
-            self.a.sd(u, CTX, xoff(d, 0));
-        } else {
-            self.a.s(Op::Sw, u, CTX, xoff(d, 0));
-        }
+        self.store_low(d, u, d64);
         self.a.j(done);
         self.a.bind(checked);
         self.branch_unless_default_mxcsr(t, slow);
@@ -262,11 +258,7 @@ impl Lower<'_> {
         self.a.i(Op::Andi, u, t, 0x10);
         self.a.b(Op::Bne, u, Reg::ZERO, slow);
         self.fmv_to_x(d64, u, FT0);
-        if d64 {
-            self.a.sd(u, CTX, xoff(d, 0));
-        } else {
-            self.a.s(Op::Sw, u, CTX, xoff(d, 0));
-        }
+        self.store_low(d, u, d64);
         self.merge_fflags(t, u, ta);
         self.a.j(done);
         self.a.bind(slow);
@@ -274,6 +266,16 @@ impl Lower<'_> {
         self.slow_call(i.code(), d, src, tb);
         self.a.bind(done);
         Ok(())
+    }
+
+    /// Write a scalar result `v` into the low lane of XMM `d`: 64 bits when `wide`, else 32,
+    /// leaving the rest of the register as it is.
+    fn store_low(&mut self, d: u32, v: Reg, wide: bool) {
+        if wide {
+            self.a.sd(v, CTX, xoff(d, 0));
+        } else {
+            self.a.s(Op::Sw, v, CTX, xoff(d, 0));
+        }
     }
 
     /// `fld fd, off(base)` / `fsd fs, off(base)`.
@@ -431,11 +433,7 @@ impl Lower<'_> {
         let rs2 = if ibits == 64 { 2 } else { 0 };
         self.fp_word(enc_fp(if d64 { 0x69 } else { 0x68 }, rs2, u32::from(v.0), RNE, 0));
         self.fmv_to_x(d64, u, FT0);
-        if d64 {
-            self.a.sd(u, CTX, xoff(d, 0));
-        } else {
-            self.a.s(Op::Sw, u, CTX, xoff(d, 0));
-        }
+        self.store_low(d, u, d64);
         if !exact {
             self.read_fflags(t);
             self.merge_fflags(t, u, w);
@@ -517,11 +515,7 @@ impl Lower<'_> {
             self.fmv_to_f(sd, FT1, tb);
             self.fp_word(enc_fp(f7, rs2, 1, RNE, 0));
             self.fmv_to_x(rd, u, FT0);
-            if rd {
-                self.a.sd(u, CTX, xoff(d, 0));
-            } else {
-                self.a.s(Op::Sw, u, CTX, xoff(d, 0));
-            }
+            self.store_low(d, u, rd);
             self.a.j(done);
         }
         self.a.bind(checked);
@@ -537,11 +531,7 @@ impl Lower<'_> {
         self.a.i(Op::Andi, u, t, 0x10);
         self.a.b(Op::Bne, u, Reg::ZERO, slow);
         self.fmv_to_x(rd, u, FT0);
-        if rd {
-            self.a.sd(u, CTX, xoff(d, 0));
-        } else {
-            self.a.s(Op::Sw, u, CTX, xoff(d, 0));
-        }
+        self.store_low(d, u, rd);
         self.merge_fflags(t, u, w);
         self.a.j(done);
         self.a.bind(slow);
@@ -577,11 +567,7 @@ impl Lower<'_> {
         self.a.b(Op::Beq, t, Reg::ZERO, keep_b);
         self.a.mv(tb, ta);
         self.a.bind(keep_b);
-        if d64 {
-            self.a.sd(tb, CTX, xoff(d, 0));
-        } else {
-            self.a.s(Op::Sw, tb, CTX, xoff(d, 0));
-        }
+        self.store_low(d, tb, d64);
         self.a.j(done);
         self.a.bind(slow);
         let src = if let X::Xmm(x) = s { Some(x) } else { None };
