@@ -83,11 +83,29 @@ impl CodeMemory {
         Some(self.base as u64 + aligned as u64)
     }
 
-    /// Overwrite `bytes` at `addr` (a link site) inside the cache.
+    /// Overwrite `bytes` at `addr` (a link site or an inline-cache field) inside the cache, while
+    /// other threads may be executing it. A write of 4 or 8 bytes at an address aligned to its
+    /// size is one atomic store, so a thread fetching the site sees the old or the new bytes,
+    /// never a mix; backends place every patchable field so (see [`crate::isa::Backend`]). Other
+    /// writes are plain copies, allowed only for code no thread can reach yet.
     pub fn patch(&mut self, addr: u64, bytes: &[u8]) {
         assert!(self.contains(addr) && self.contains(addr + bytes.len() as u64 - 1));
-        // SAFETY: the range is inside our writable mapping (checked above).
-        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), addr as *mut u8, bytes.len()) };
+        // SAFETY: the range is inside our writable mapping (checked above), and aligned for the
+        // atomic views used.
+        unsafe {
+            match bytes.len() {
+                4 if addr % 4 == 0 => {
+                    let v = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+                    (*(addr as *const core::sync::atomic::AtomicU32)).store(v, core::sync::atomic::Ordering::Release);
+                }
+                8 if addr % 8 == 0 => {
+                    let mut w = [0u8; 8];
+                    w.copy_from_slice(bytes);
+                    (*(addr as *const core::sync::atomic::AtomicU64)).store(u64::from_le_bytes(w), core::sync::atomic::Ordering::Release);
+                }
+                _ => core::ptr::copy_nonoverlapping(bytes.as_ptr(), addr as *mut u8, bytes.len()),
+            }
+        }
     }
 
     /// Forget every block; the memory is reused from the start.

@@ -251,7 +251,7 @@ impl<B: Backend> Translator<B> {
             ctx.cache_epoch = self.flushes;
             // SAFETY: `ctx` is exclusively ours, its lookup table is the live one, `host` was
             // produced by this backend and is in the cache.
-            unsafe { self.backend.enter(ctx, host) };
+            unsafe { B::enter(ctx, host) };
             link_from = 0;
             match ctx.exit_reason {
                 exit::LOOKUP => link_from = ctx.exit_arg,

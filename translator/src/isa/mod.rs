@@ -110,5 +110,14 @@ pub trait Backend {
     /// # Safety
     /// `ctx` must be a live, exclusively borrowed context whose `lookup` table is valid, and `code`
     /// must be the start of a block produced by this backend and still in the cache.
-    unsafe fn enter(&self, ctx: *mut crate::ctx::ThreadCtx, code: u64);
+    unsafe fn enter(ctx: *mut crate::ctx::ThreadCtx, code: u64)
+    where
+        Self: Sized;
+
+    /// The process now runs a second guest thread. A backend whose code for one thread differs
+    /// from its code for several (riscv64 without Ztso: fences for x86's store order) switches
+    /// and returns `true`, so the dispatcher drops every translation made so far.
+    fn threads_started(&mut self) -> bool {
+        false
+    }
 }

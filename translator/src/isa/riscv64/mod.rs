@@ -250,7 +250,7 @@ impl Backend for Riscv64Backend {
         let _ = (start, len);
     }
 
-    unsafe fn enter(&self, ctx: *mut crate::ctx::ThreadCtx, code: u64) {
+    unsafe fn enter(ctx: *mut crate::ctx::ThreadCtx, code: u64) {
         #[cfg(target_arch = "riscv64")]
         {
             // SAFETY: forwarded from the caller's contract.

@@ -168,7 +168,7 @@ impl Backend for X86Backend {
         // code serialises enough for cross-modification on one thread.
     }
 
-    unsafe fn enter(&self, ctx: *mut ThreadCtx, code: u64) {
+    unsafe fn enter(ctx: *mut ThreadCtx, code: u64) {
         // SAFETY: forwarded from the caller's contract; the routine saves and restores every
         // host register the SysV ABI makes callee-saved, and FS/GS bases.
         unsafe { asm::ldnc_x86_enter(ctx, code) }
