@@ -3,9 +3,8 @@
 //! guest code is only read by the translator — so this record is the one place that knows what
 //! is guest-executable; [`MapSource`] serves the translator's fetches from it.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::rc::Rc;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use translator::CodeSource;
 
@@ -143,9 +142,30 @@ impl GuestMap {
 }
 
 /// The guest map shared by the syscall layer (which changes it) and the translator (which reads
-/// guest code through it). Only touched under the big lock of [`crate::threads`], so a `RefCell`
-/// suffices.
-pub type SharedMap = Rc<RefCell<GuestMap>>;
+/// guest code through it), from every guest thread. A reader-writer lock: translation reads it
+/// (under the translator's lock), and a syscall that changes guest mappings holds the write side
+/// across the host call and the record update, so a concurrent translation never fetches from a
+/// range that is being unmapped. Lock order: translator, then this; never the reverse (syscall
+/// handlers drop their guard before invalidating translations).
+#[derive(Debug, Clone, Default)]
+pub struct SharedMap(Arc<RwLock<GuestMap>>);
+
+impl SharedMap {
+    /// A map holding `m`.
+    pub fn new(m: GuestMap) -> SharedMap {
+        SharedMap(Arc::new(RwLock::new(m)))
+    }
+
+    /// Read access (short-lived: never held across translation or a blocking call).
+    pub fn borrow(&self) -> RwLockReadGuard<'_, GuestMap> {
+        self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Write access (short-lived, as for [`SharedMap::borrow`]).
+    pub fn borrow_mut(&self) -> RwLockWriteGuard<'_, GuestMap> {
+        self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
 
 /// The translator's view of guest code: bytes of guest-executable memory only.
 #[derive(Debug)]
@@ -153,7 +173,9 @@ pub struct MapSource(pub SharedMap);
 
 impl CodeSource for MapSource {
     fn fetch(&self, pc: u64, buf: &mut [u8]) -> usize {
-        let end = self.0.borrow().exec_run_end(pc);
+        // Held over the copy: an munmap on another thread waits for it (see `SharedMap`).
+        let map = self.0.borrow();
+        let end = map.exec_run_end(pc);
         if end <= pc {
             return 0;
         }
@@ -231,7 +253,7 @@ mod tests {
     fn fetch_reads_only_exec_memory() {
         static CODE: [u8; 32] = [0x90; 32];
         let a = CODE.as_ptr() as u64;
-        let map: SharedMap = Rc::new(RefCell::new(GuestMap::new()));
+        let map: SharedMap = SharedMap::new(GuestMap::new());
         map.borrow_mut().insert(a, a + 16, PROT_READ | PROT_EXEC);
         map.borrow_mut().insert(a + 16, a + 32, PROT_READ);
         let src = MapSource(map);

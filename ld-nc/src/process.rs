@@ -1,5 +1,7 @@
-//! Process-wide emulation state shared by the syscall layer and the run loop: the guest memory
-//! record, the emulated brk, guest signal dispositions, and what ld-nc needs to re-exec itself.
+//! Process-wide emulation state shared by the syscall layer and the run loop of every guest
+//! thread: the guest memory record, the emulated brk, guest signal dispositions, and what ld-nc
+//! needs to re-exec itself. Touched only under the process lock of [`crate::threads`], which
+//! also lists what is per thread instead.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -32,7 +34,7 @@ pub struct AltStack {
 /// Signals 1..=64.
 pub const NSIG: usize = 64;
 
-/// Everything process-wide.
+/// Everything process-wide (per-thread state lives in [`crate::threads`]).
 #[derive(Debug)]
 pub struct Process {
     /// Guest memory record (shared with the translator's code source).
@@ -41,8 +43,6 @@ pub struct Process {
     pub brk: Brk,
     /// Guest dispositions, index = signal number (0 unused).
     pub sigactions: [GuestSigaction; NSIG + 1],
-    /// Guest alternate signal stack.
-    pub altstack: AltStack,
     /// ld-nc's own executable, for re-exec of x86_64 programs.
     pub exe: PathBuf,
     /// The guest program's absolute path: what the guest sees as `/proc/self/exe`.
@@ -52,13 +52,6 @@ pub struct Process {
     pub exec_wrapper: Vec<std::ffi::CString>,
     /// Syscall numbers already reported as unsupported.
     pub reported: HashSet<u64>,
-    /// A syscall that ran with a temporary signal mask (`rt_sigsuspend`, `ppoll`, `pselect6`,
-    /// `epoll_pwait`) was interrupted: signals caught during it are delivered even though the
-    /// restored mask blocks them, as the kernel does.
-    pub force_signals: bool,
-    /// `set_robust_list` head (recorded only: the kernel would process it when a thread dies
-    /// holding a robust mutex, which ld-nc does not emulate).
-    pub robust_list: u64,
 }
 
 impl Process {
@@ -68,13 +61,10 @@ impl Process {
             mem,
             brk: Brk::default(),
             sigactions: [GuestSigaction::default(); NSIG + 1],
-            altstack: AltStack { sp: 0, flags: 2, size: 0 },
             guest_exe: exe.clone(),
             exec_wrapper: Vec::new(),
             exe,
             reported: HashSet::new(),
-            robust_list: 0,
-            force_signals: false,
         }
     }
 }

@@ -2,11 +2,9 @@
 //! between translated guest code and the runtime (syscalls, faults, signal delivery) until the
 //! guest exits.
 
-use std::cell::RefCell;
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
-use std::rc::Rc;
 
 use translator::{Backend, Exit, Gpr, ThreadCtx, Translator};
 
@@ -79,7 +77,7 @@ fn resolve_wrapper(words: &[String]) -> Vec<std::ffi::CString> {
 /// Load `cfg.prog` and build its initial process state.
 pub fn setup(cfg: &Config, env: Vec<(OsString, OsString)>) -> Result<Guest, String> {
     let (image, bytes) = elf::read_file(&cfg.prog).map_err(|e| e.to_string())?;
-    let mem: SharedMap = Rc::new(RefCell::new(GuestMap::new()));
+    let mem: SharedMap = SharedMap::new(GuestMap::new());
     let loaded = load::map_image(&image, &bytes, &mut mem.borrow_mut())
         .map_err(|e| format!("{}: {e}", cfg.prog.display()))?;
     drop(bytes);
@@ -164,8 +162,7 @@ pub fn setup(cfg: &Config, env: Vec<(OsString, OsString)>) -> Result<Guest, Stri
 
 /// Run the guest until it exits; returns its exit status.
 pub fn run<B: Backend + 'static>(guest: &mut Guest, debug: crate::config::DebugFlags) -> Result<i32, String> {
-    let mut tr = Translator::<B>::new(Box::new(MapSource(guest.proc.mem.clone())))
-        .map_err(|e| e.to_string())?;
+    let tr = Translator::<B>::new(Box::new(MapSource(guest.proc.mem.clone()))).map_err(|e| e.to_string())?;
     if debug.0 & crate::config::DebugFlags::PERFMAP != 0 {
         if let Err(e) = tr.enable_perf_map() {
             log::warn!(target: "translator", "cannot write the perf map: {e}");
@@ -173,15 +170,18 @@ pub fn run<B: Backend + 'static>(guest: &mut Guest, debug: crate::config::DebugF
     }
     crate::smc::install_fault_map(tr.fault_map());
     crate::smc::install(tr.smc())?;
-    let status = run_loop(&mut tr, &mut guest.ctx, &mut guest.proc);
+    crate::threads::install_kick()?;
+    crate::threads::register_current();
+    tr.set_kick(crate::threads::kick);
+    let status = run_loop(&tr, &mut guest.ctx, &mut guest.proc);
     translator::isa::riscv64::profile_report();
     Ok(status)
 }
 
 /// Alternate between translated code and the runtime until the guest exits; its exit status.
-pub fn run_loop<B: Backend + 'static>(tr: &mut Translator<B>, ctx: &mut ThreadCtx, proc: &mut Process) -> i32 {
-    // SAFETY: exclusive borrows for the whole loop; other guest threads reach them only through
-    // the big lock, which `run_loop_raw` holds whenever it touches them.
+pub fn run_loop<B: Backend + 'static>(tr: &Translator<B>, ctx: &mut ThreadCtx, proc: &mut Process) -> i32 {
+    // SAFETY: `proc` is borrowed for the whole loop; other guest threads reach it only under the
+    // process lock, which `run_loop_raw` holds whenever it touches it.
     match unsafe { run_loop_raw(tr, ctx, proc) } {
         LoopEnd::Process(code) => code,
         // Only threads made by clone end alone.
@@ -194,45 +194,52 @@ pub fn run_loop<B: Backend + 'static>(tr: &mut Translator<B>, ctx: &mut ThreadCt
 pub enum LoopEnd {
     /// The process exits with this status.
     Process(i32),
-    /// This thread ended (`exit` in a thread made by clone); it still holds the big lock.
+    /// This thread ended (`exit` in a thread made by clone); it still holds the process lock.
     Thread,
 }
 
-/// [`run_loop`] on shared state: holds the big lock (see [`crate::threads`]) except around
-/// pass-through syscalls, and makes short-lived references to `tr` and `proc` only while holding
-/// it.
+/// [`run_loop`] for one guest thread among several: translated code and pass-through syscalls
+/// run with no lock held; the process lock (see [`crate::threads`]) is taken only to handle an
+/// exit that touches process state (a custom syscall, a fault, a signal to deliver) and a
+/// reference to `proc` exists only while it is held.
 ///
 /// # Safety
-/// `tr` and `proc` must be valid for the whole call and only used by threads holding the big lock.
-pub unsafe fn run_loop_raw<B: Backend + 'static>(tr: *mut Translator<B>, ctx: &mut ThreadCtx, procp: *mut Process) -> LoopEnd {
+/// `procp` must be valid for the whole call and only used by threads holding the process lock.
+pub unsafe fn run_loop_raw<B: Backend + 'static>(tr: &Translator<B>, ctx: &mut ThreadCtx, procp: *mut Process) -> LoopEnd {
     let table = syscall::table();
-    crate::threads::acquire();
     loop {
-        // SAFETY: under the big lock; the guest's memory is laid out in this process as
-        // `proc.mem` records, and the context belongs to this thread.
-        let exit = unsafe { (*tr).run(ctx) };
+        // SAFETY: the guest's memory is laid out in this process as `proc.mem` records, and the
+        // context belongs to this thread.
+        let exit = unsafe { tr.run(ctx) };
         if exit == Exit::Syscall {
             let nr = ctx.cpu.get(Gpr::Rax);
             if let Some((host, arity)) = syscall::pass_entry(table, nr) {
-                // No ld-nc state is involved: other guest threads run meanwhile, and no
-                // reference to the shared state lives across it.
-                let a = syscall::args(&ctx.cpu);
-                let v = crate::threads::unlocked(|| syscall::run_pass(nr, host, arity, a));
-                // SAFETY: under the big lock again.
+                // No ld-nc state is involved: nothing is locked.
+                let v = syscall::run_pass(nr, host, arity, syscall::args(&ctx.cpu));
+                if v != -i64::from(libc::EINTR) && signals::pending_here() == 0 {
+                    signals::plain_result(&mut ctx.cpu, v);
+                    continue;
+                }
+                crate::threads::acquire();
+                // SAFETY: under the process lock.
                 let proc = unsafe { &mut *procp };
                 signals::syscall_result(&mut ctx.cpu, proc, nr, v);
                 signals::deliver_pending(&mut ctx.cpu, proc);
+                crate::threads::release();
                 continue;
             }
         }
-        // SAFETY: under the big lock, which is held until the next pass-through syscall.
+        if exit == Exit::Interrupted && signals::pending_here() == 0 {
+            // Kicked out for a code-cache flush, or the signal was taken by another exit.
+            continue;
+        }
+        crate::threads::acquire();
+        // SAFETY: under the process lock, released at the end of this iteration.
         let proc = unsafe { &mut *procp };
         match exit {
             Exit::Syscall => {
                 let nr = ctx.cpu.get(Gpr::Rax);
-                // SAFETY: under the big lock.
-                let code = unsafe { &mut *tr };
-                let mut sys = Sys { cpu: &mut ctx.cpu, proc, code };
+                let mut sys = Sys { cpu: &mut ctx.cpu, proc, code: tr };
                 match syscall::dispatch(table, &mut sys) {
                     SysRet::Ret(v) => signals::syscall_result(&mut ctx.cpu, proc, nr, v),
                     SysRet::Restored => {}
@@ -272,6 +279,7 @@ pub unsafe fn run_loop_raw<B: Backend + 'static>(tr: *mut Translator<B>, ctx: &m
             }
         }
         signals::deliver_pending(&mut ctx.cpu, proc);
+        crate::threads::release();
     }
 }
 

@@ -8,14 +8,18 @@
 //! The guest's signal mask is the host thread's mask (rt_sigprocmask passes through), so blocked
 //! signals stay pending in the kernel exactly as for a native process.
 //!
-//! Limits: a signal arriving while translated code loops without leaving the code cache is
-//! delivered at its next exit (syscall or untranslated branch target), which may be late. With
-//! several guest threads, a process-directed or thread-directed signal is delivered by whichever
-//! thread next leaves translated code with it unblocked.
-//! Synchronous faults (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP) raised by the host CPU inside
-//! translated code are not turned into guest signals yet: their guest handlers are recorded but the
-//! host keeps the default action; the translator's own exits for `int3`, `ud2`, `hlt` and divide
-//! errors are delivered to guest handlers.
+//! A caught signal is recorded for the host thread the kernel delivered it to (its pending word
+//! in `threads`' slot table), so a `tgkill` reaches the thread it names and a process-directed
+//! signal the thread the kernel chose; that thread delivers it. The handler also stops the thread's
+//! translated code at the next guest instruction boundary (retrying with a short timer when the
+//! signal lands inside one instruction's host code), so a thread spinning in translated code gets
+//! its signal promptly.
+//!
+//! A fault signal (SIGSEGV, SIGBUS, SIGILL, SIGFPE) that another process or thread *sent*
+//! (`kill`, `raise`, `tgkill`: `si_code` ≤ 0) is not a fault: it is handled as an asynchronous
+//! signal, delivered to the guest's handler or killing the process by its default action
+//! ([`sent_fault_signal`]). Faults raised by translated code become dispatcher exits (`smc.rs`)
+//! and are delivered as synchronous signals ([`fault`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -25,8 +29,86 @@ use crate::mem::PROT_WRITE;
 use crate::process::{Process, NSIG};
 use crate::syscall::layout::{sa, GuestSigaction};
 
-/// Signals recorded by [`host_handler`] and not yet delivered (bit `n - 1` for signal `n`).
+/// Signals recorded by [`host_handler`] on a host thread that runs no guest thread, not yet
+/// delivered (bit `n - 1` for signal `n`); guest threads have their own words (`threads::Slot`).
 static PENDING: AtomicU64 = AtomicU64::new(0);
+
+/// Signals the guest catches (a handler, not SIG_DFL or SIG_IGN): bit `n - 1`. Readable from
+/// signal handlers.
+static GUEST_CAUGHT: AtomicU64 = AtomicU64::new(0);
+
+/// Ignored by the guest: bit `n - 1`.
+static GUEST_IGNORED: AtomicU64 = AtomicU64::new(0);
+
+/// Keep the handler-readable copy of the guest's disposition of `sig` in step.
+pub fn note_action(sig: usize, act: &GuestSigaction) {
+    let bit = 1u64 << (sig - 1);
+    let (caught, ignored) = (act.handler > 1, act.handler == 1);
+    if caught {
+        GUEST_CAUGHT.fetch_or(bit, Ordering::SeqCst);
+    } else {
+        GUEST_CAUGHT.fetch_and(!bit, Ordering::SeqCst);
+    }
+    if ignored {
+        GUEST_IGNORED.fetch_or(bit, Ordering::SeqCst);
+    } else {
+        GUEST_IGNORED.fetch_and(!bit, Ordering::SeqCst);
+    }
+}
+
+/// Record `sig` (with its siginfo) as pending for the calling thread. Async-signal-safe.
+fn record(s: usize, info: *const libc::siginfo_t) {
+    if !info.is_null() {
+        let words = info.cast::<u64>();
+        for (i, slot) in SIGINFO[s].iter().enumerate() {
+            // SAFETY: the kernel passes a full 128-byte siginfo_t.
+            slot.store(unsafe { words.add(i).read_unaligned() }, Ordering::Relaxed);
+        }
+    }
+    match crate::threads::current_slot() {
+        Some(t) => t.pending.fetch_or(1 << (s - 1), Ordering::SeqCst),
+        None => PENDING.fetch_or(1 << (s - 1), Ordering::SeqCst),
+    };
+}
+
+/// From a signal handler: stop the thread's translated code at the next guest instruction
+/// boundary. When the signal landed inside one guest instruction's host code, the thread's retry
+/// timer sends the kick again shortly; outside translated code nothing is needed (the run loop
+/// checks pending signals at every exit). Async-signal-safe.
+pub fn leave_translated_code(uc: *mut libc::c_void) {
+    if crate::smc::interrupt_guest(uc) == crate::smc::Interrupt::Missed {
+        if let Some(t) = crate::threads::current_slot() {
+            crate::threads::arm_retry(t);
+        }
+    }
+}
+
+/// A fault signal sent by a process (`si_code` ≤ 0), seen by ld-nc's fault handler: the guest's
+/// handler gets it like any asynchronous signal; without one, the default action ends the
+/// process with that signal (quietly, as natively: the parent's shell reports it).
+/// Async-signal-safe.
+pub fn sent_fault_signal(sig: i32, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
+    let s = sig as usize;
+    let bit = 1u64 << (s - 1);
+    if GUEST_IGNORED.load(Ordering::SeqCst) & bit != 0 {
+        return;
+    }
+    if GUEST_CAUGHT.load(Ordering::SeqCst) & bit != 0 {
+        record(s, info);
+        leave_translated_code(uc);
+        return;
+    }
+    // SAFETY: default disposition, then the signal unblocked and sent to this thread again: the
+    // kernel ends the process with it. Raw calls only.
+    unsafe {
+        let mut dfl: libc::sigaction = core::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        libc::sigaction(sig, &dfl, core::ptr::null_mut());
+        let mask: u64 = bit;
+        libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_UNBLOCK, &mask as *const u64, core::ptr::null_mut::<u64>(), 8);
+        libc::syscall(libc::SYS_tgkill, libc::getpid(), libc::syscall(libc::SYS_gettid), sig);
+    }
+}
 
 /// Words of a `siginfo_t` (128 bytes).
 const SIGINFO_WORDS: usize = 16;
@@ -41,16 +123,9 @@ extern "C" fn host_handler(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *mu
     if s == 0 || s > NSIG {
         return;
     }
-    if !info.is_null() {
-        let words = info as *const u64;
-        for (i, slot) in SIGINFO[s].iter().enumerate() {
-            // SAFETY: the kernel passes a full 128-byte siginfo_t.
-            slot.store(unsafe { words.add(i).read_unaligned() }, Ordering::Relaxed);
-        }
-    }
-    PENDING.fetch_or(1 << (s - 1), Ordering::SeqCst);
+    record(s, info);
     // Translated code may be spinning without ever exiting: stop it at an instruction boundary.
-    crate::smc::interrupt_guest(uc);
+    leave_translated_code(uc);
 }
 
 /// Whether a signal is a synchronous fault the host CPU raises itself.
@@ -112,6 +187,7 @@ pub fn inherited_actions(p: &mut Process) {
             && old.sa_sigaction == libc::SIG_IGN
         {
             p.sigactions[s].handler = 1;
+            note_action(s, &p.sigactions[s]);
         }
     }
 }
@@ -124,8 +200,8 @@ fn host_mask() -> u64 {
 }
 
 fn set_host_mask(m: u64) {
-    // Never block SIGKILL/SIGSTOP (the kernel ignores them anyway).
-    let m = m & !((1 << (libc::SIGKILL - 1)) | (1 << (libc::SIGSTOP - 1)));
+    // Never block SIGKILL/SIGSTOP (the kernel ignores them anyway), nor ld-nc's kick.
+    let m = m & !((1 << (libc::SIGKILL - 1)) | (1 << (libc::SIGSTOP - 1)) | (1 << (crate::threads::KICK_SIGNAL - 1)));
     // SAFETY: sets this thread's mask from a valid 8-byte set.
     unsafe { libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, &m as *const u64, core::ptr::null_mut::<u64>(), 8) };
 }
@@ -316,7 +392,7 @@ pub fn deliver(cpu: &mut CpuState, p: &mut Process, sig: usize, info: &[u8; 128]
         _ => {}
     }
     let old_mask = host_mask();
-    let alt = p.altstack;
+    let alt = crate::threads::altstack();
     let rsp = cpu.get(Gpr::Rsp);
     let on_alt = alt.flags & 2 == 0 && rsp.wrapping_sub(alt.sp) < alt.size;
     let use_alt = act.flags & sa::SA_ONSTACK != 0 && alt.flags & 2 == 0 && alt.size > 0 && !on_alt;
@@ -351,6 +427,7 @@ pub fn deliver(cpu: &mut CpuState, p: &mut Process, sig: usize, info: &[u8; 128]
     set_host_mask(mask);
     if act.flags & sa::SA_RESETHAND != 0 {
         p.sigactions[sig] = GuestSigaction::default();
+        note_action(sig, &p.sigactions[sig]);
         let _ = install_host(sig, &p.sigactions[sig]);
     }
     true
@@ -379,8 +456,8 @@ const NEVER_RESTARTED: &[u64] = &[
 /// returns into the syscall — the kernel's `-ERESTARTSYS` handling.
 pub fn syscall_result(cpu: &mut CpuState, p: &Process, nr: u64, v: i64) {
     if v == -i64::from(libc::EINTR) && !NEVER_RESTARTED.contains(&nr) {
-        let pending = PENDING.load(Ordering::SeqCst);
-        let deliverable = if p.force_signals { pending } else { pending & !host_mask() };
+        let pending = pending_here();
+        let deliverable = if crate::threads::force_signals(false) { pending } else { pending & !host_mask() };
         if deliverable != 0 {
             let sig = deliverable.trailing_zeros() as usize + 1;
             let act = &p.sigactions[sig];
@@ -391,25 +468,39 @@ pub fn syscall_result(cpu: &mut CpuState, p: &Process, nr: u64, v: i64) {
             }
         }
     }
+    plain_result(cpu, v);
+}
+
+/// Put `v` in RAX as the result of a `syscall`, with what the instruction itself leaves behind.
+pub fn plain_result(cpu: &mut CpuState, v: i64) {
     cpu.set(Gpr::Rax, v as u64);
-    // What the `syscall` instruction itself leaves behind.
     cpu.set(Gpr::Rcx, cpu.rip);
     cpu.set(Gpr::R11, cpu.rflags);
+}
+
+/// Signals waiting for the calling thread (its own and those recorded outside guest threads).
+pub fn pending_here() -> u64 {
+    let mine = crate::threads::my_slot().map_or(0, |t| t.pending.load(Ordering::SeqCst));
+    mine | PENDING.load(Ordering::SeqCst)
 }
 
 /// Deliver recorded asynchronous signals that are not blocked (one per call, the lowest; the
 /// loop calls again at the next exit).
 pub fn deliver_pending(cpu: &mut CpuState, p: &mut Process) {
-    let pending = PENDING.load(Ordering::SeqCst);
+    let pending = pending_here();
     if pending == 0 {
         return;
     }
-    let deliverable = if core::mem::take(&mut p.force_signals) { pending } else { pending & !host_mask() };
+    let deliverable = if crate::threads::force_signals(true) { pending } else { pending & !host_mask() };
     if deliverable == 0 {
         return;
     }
     let sig = deliverable.trailing_zeros() as usize + 1;
-    PENDING.fetch_and(!(1 << (sig - 1)), Ordering::SeqCst);
+    let bit = 1u64 << (sig - 1);
+    let taken = crate::threads::my_slot().is_some_and(|t| t.pending.fetch_and(!bit, Ordering::SeqCst) & bit != 0);
+    if !taken && PENDING.fetch_and(!bit, Ordering::SeqCst) & bit == 0 {
+        return;
+    }
     let mut info = [0u8; 128];
     for (i, w) in SIGINFO[sig].iter().enumerate() {
         info[8 * i..8 * i + 8].copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());

@@ -220,30 +220,71 @@ fn redirect_to_guest(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc
     }
 }
 
-/// From the handler of an asynchronous signal the guest will receive: if this thread was running
-/// translated code and stopped exactly between two guest instructions, make it leave for the run
-/// loop, which delivers the signal at once. Elsewhere nothing changes and the signal waits for the
-/// next exit (a tight loop may then be interrupted again by a later signal). Async-signal-safe.
-pub fn interrupt_guest(uc: *mut libc::c_void) {
+/// What [`interrupt_guest`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interrupt {
+    /// The thread was not running translated code: its run loop sees pending work at the next
+    /// exit anyway.
+    NotInCode,
+    /// Stopped between two guest instructions: the thread leaves for its run loop.
+    Stopped,
+    /// Inside the host code of one guest instruction: try again a little later.
+    Missed,
+}
+
+/// The interrupted host PC in a signal handler's context.
+fn interrupted_pc(uc: *mut libc::c_void) -> u64 {
+    // SAFETY: `uc` is a ucontext_t the kernel passed to an SA_SIGINFO handler.
+    unsafe {
+        let uc = uc.cast::<libc::ucontext_t>();
+        #[cfg(target_arch = "x86_64")]
+        let pc = (*uc).uc_mcontext.gregs[libc::REG_RIP as usize] as u64;
+        #[cfg(target_arch = "riscv64")]
+        let pc = (*uc).uc_mcontext.__gregs[0];
+        pc
+    }
+}
+
+/// From the handler of an asynchronous signal the guest will receive (or of ld-nc's kick): if
+/// this thread was running translated code and stopped exactly between two guest instructions,
+/// make it leave for the run loop, which delivers the signal at once. Async-signal-safe.
+pub fn interrupt_guest(uc: *mut libc::c_void) -> Interrupt {
     let map = FAULTS.load(Ordering::Acquire);
     if map.is_null() || uc.is_null() {
-        return;
+        return Interrupt::NotInCode;
     }
-    // SAFETY: `uc` is the handler's own context; the map was leaked in `install_fault_map`. On
-    // x86_64 FS still holds the interrupted code's base (the handler never switches it).
-    unsafe {
+    // SAFETY: the map was leaked in `install_fault_map`.
+    let map = unsafe { &*map };
+    if map.lookup(interrupted_pc(uc)).is_none() {
+        return Interrupt::NotInCode;
+    }
+    // SAFETY: `uc` is the handler's own context. On x86_64 FS still holds the interrupted code's
+    // base (the handler never switches it).
+    let stopped = unsafe {
         #[cfg(target_arch = "x86_64")]
         {
             let fs: u64;
             core::arch::asm!("rdfsbase {}", out(reg) fs, options(nomem, nostack));
-            translator::isa::x86_64::asm::redirect_interrupt(uc.cast(), &*map, fs);
+            translator::isa::x86_64::asm::redirect_interrupt(uc.cast(), map, fs)
         }
         #[cfg(target_arch = "riscv64")]
-        translator::isa::riscv64::redirect_interrupt(uc.cast(), &*map);
+        translator::isa::riscv64::redirect_interrupt(uc.cast(), map)
+    };
+    if stopped {
+        Interrupt::Stopped
+    } else {
+        Interrupt::Missed
     }
 }
 
 extern "C" fn fault_handler(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
+    if unsafe { (*info).si_code } <= 0 {
+        // Sent by `kill`, `raise` or `tgkill` (SI_USER, SI_QUEUE, SI_TKILL…), not raised by an
+        // instruction: whatever its number, it is not a fault.
+        crate::signals::sent_fault_signal(sig, info, uc);
+        return;
+    }
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let addr = unsafe { (*info).si_addr() } as u64;
     let page = addr & !(PAGE - 1);

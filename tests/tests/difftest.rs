@@ -160,7 +160,7 @@ fn ins(r: Result<Instruction, iced_x86::IcedError>) -> Instruction {
 fn cpuid() {
     let mut slot = Slot::acquire().unwrap_or_else(|e| panic!("{e}"));
     let mut tr = translator_for::<B>(&slot).unwrap_or_else(|e| panic!("{e}"));
-    let feats = tr.backend().features();
+    let feats = tr.features();
     let mut problems = Vec::new();
     let leaves: [(u32, u32); 10] =
         [(0, 0), (1, 0), (2, 0), (4, 0), (4, 1), (7, 0), (0x8000_0000, 0), (0x8000_0001, 0), (0x8000_0002, 0), (0x4000_0000, 0)];
@@ -447,7 +447,7 @@ fn rep_bsf() {
     use ldnc_tests::difftest::harness::{run_groups, Group};
     use translator::cpuid::Features;
     let slot = Slot::acquire().unwrap_or_else(|e| panic!("{e}"));
-    let advertised = translator_for::<B>(&slot).unwrap_or_else(|e| panic!("{e}")).backend().features();
+    let advertised = translator_for::<B>(&slot).unwrap_or_else(|e| panic!("{e}")).features();
     drop(slot);
     if advertised.contains(Features::BMI1) {
         println!("difftest rep_bsf [{}]: BMI1 advertised, TZCNT is tested in `bits`", <B as Backend>::NAME);
@@ -600,9 +600,12 @@ fn x87_case(code: Code, slot: u8, seed: u64, index: u64) -> Result<(Case, ldnc_t
             insns.push(e(Instruction::with2(Code::Mov_rm64_imm32, m(0x106), 0))?);
         }
     }
-    // MXCSR_MASK in an FXSAVE image depends on the CPU model.
+    // MXCSR_MASK in an FXSAVE image depends on the CPU model, and so does whether FIP (the last
+    // x87 instruction's address, which depends on where the code runs) is stored at all: AMD
+    // CPUs store it only with an exception pending, Intel CPUs always. Cleared on both sides.
     if matches!(code.mnemonic(), Mnemonic::Fxsave | Mnemonic::Fxsave64) {
         insns.push(e(Instruction::with2(Code::Mov_rm32_imm32, m(0x11c), 0))?);
+        insns.push(e(Instruction::with2(Code::Mov_rm64_imm32, m(0x108), 0))?);
     }
     insns.push(e(Instruction::with1(Code::Fnstsw_m2byte, m(0x200)))?);
     insns.push(e(Instruction::with1(Code::Fnstcw_m2byte, m(0x202)))?);

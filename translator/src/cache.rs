@@ -3,6 +3,7 @@
 //! per-page index used to throw away translations whose guest code was overwritten.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Guest pages are tracked at this granularity for self-modifying code.
 pub const PAGE_SIZE: u64 = 4096;
@@ -32,6 +33,10 @@ pub struct CodeMemory {
     size: usize,
     used: usize,
 }
+
+// SAFETY: the mapping is owned by this value; who may write it is governed by the dispatcher's
+// lock (see `dispatch`), not by which thread holds the value.
+unsafe impl Send for CodeMemory {}
 
 impl CodeMemory {
     /// Map `size` bytes of read-write-execute memory.
@@ -94,11 +99,11 @@ impl CodeMemory {
         // atomic views used.
         unsafe {
             match bytes.len() {
-                4 if addr % 4 == 0 => {
+                4 if addr.is_multiple_of(4) => {
                     let v = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
                     (*(addr as *const core::sync::atomic::AtomicU32)).store(v, core::sync::atomic::Ordering::Release);
                 }
-                8 if addr % 8 == 0 => {
+                8 if addr.is_multiple_of(8) => {
                     let mut w = [0u8; 8];
                     w.copy_from_slice(bytes);
                     (*(addr as *const core::sync::atomic::AtomicU64)).store(u64::from_le_bytes(w), core::sync::atomic::Ordering::Release);
@@ -172,7 +177,7 @@ impl BlockMap {
         for page in first..=last {
             self.pages.entry(page).or_default().push(guest);
         }
-        self.lookup[(guest & Self::MASK) as usize] = LookupEntry { guest, host: info.host };
+        self.publish(guest, info.host);
         for l in &info.out_links {
             self.sites.insert(l.0, guest);
         }
@@ -193,7 +198,41 @@ impl BlockMap {
 
     /// Publish `guest` in the lookup table again (after a collision evicted it).
     pub fn refresh_lookup(&mut self, guest: u64, host: u64) {
-        self.lookup[(guest & Self::MASK) as usize] = LookupEntry { guest, host };
+        self.publish(guest, host);
+    }
+
+    /// The two words of slot `i` as atomics: generated code on other threads reads the table
+    /// while the dispatcher writes it.
+    fn slot_words(&self, i: usize) -> (&AtomicU64, &AtomicU64) {
+        let e = &self.lookup[i];
+        // SAFETY: `LookupEntry` is two naturally aligned u64s; every write to the table goes
+        // through these atomic views (or `SmcState`'s), so viewing them as atomics is sound.
+        unsafe {
+            (
+                &*core::ptr::addr_of!(e.guest).cast::<AtomicU64>(),
+                &*core::ptr::addr_of!(e.host).cast::<AtomicU64>(),
+            )
+        }
+    }
+
+    /// Write `{guest, host}` into its slot so that a reader on another thread that finds tag
+    /// `guest` finds this `host` (provided it orders its two loads, as generated code does: see
+    /// the backends' table probes): the tag is first made empty, then the host written, then the
+    /// tag, with release ordering between them.
+    fn publish(&self, guest: u64, host: u64) {
+        let (g, h) = self.slot_words((guest & Self::MASK) as usize);
+        if g.load(Ordering::Relaxed) == guest && h.load(Ordering::Relaxed) == host {
+            return;
+        }
+        g.store(EMPTY, Ordering::Release);
+        h.store(host, Ordering::Release);
+        g.store(guest, Ordering::Release);
+    }
+
+    /// Empty slot `i` if it holds `guest`.
+    fn unpublish(&self, guest: u64) {
+        let (g, _) = self.slot_words((guest & Self::MASK) as usize);
+        let _ = g.compare_exchange(guest, EMPTY, Ordering::AcqRel, Ordering::Relaxed);
     }
 
     /// Forget everything.
@@ -201,7 +240,15 @@ impl BlockMap {
         self.blocks.clear();
         self.pages.clear();
         self.sites.clear();
-        self.lookup.fill(LookupEntry { guest: EMPTY, host: 0 });
+        for i in 0..self.lookup.len() {
+            self.slot_words(i).0.store(EMPTY, Ordering::Release);
+        }
+    }
+
+    /// The original bytes of every recorded link site, to put back before forgetting every block
+    /// while other threads may still run them (see `invalidate`).
+    pub fn unlink_all(&self) -> Vec<(u64, Vec<u8>)> {
+        self.blocks.values().flat_map(|b| b.out_links.iter().map(|l| (l.0, l.2.clone()))).collect()
     }
 
     /// Remove every block whose guest code overlaps `[start, end)`. Returns the link sites (address,
@@ -224,10 +271,7 @@ impl BlockMap {
         let mut restore = Vec::new();
         for g in victims {
             let Some(info) = self.blocks.remove(&g) else { continue };
-            let slot = &mut self.lookup[(g & Self::MASK) as usize];
-            if slot.guest == g {
-                *slot = LookupEntry { guest: EMPTY, host: 0 };
-            }
+            self.unpublish(g);
             for page in g / PAGE_SIZE..=(info.guest_end.max(g + 1) - 1) / PAGE_SIZE {
                 if let Some(list) = self.pages.get_mut(&page) {
                     list.retain(|&x| x != g);
@@ -240,8 +284,11 @@ impl BlockMap {
                     restore.push((site, l.2.clone()));
                 }
             }
-            // The victim's own out-links vanish with it; drop them from their targets' lists.
-            for (site, target, _) in &info.out_links {
+            // The victim's own out-links go back to their exit stubs too, so a thread still
+            // inside the victim (another guest thread) leaves at its end instead of running on
+            // through linked stale code; then they vanish from their targets' lists.
+            for (site, target, orig) in &info.out_links {
+                restore.push((*site, orig.clone()));
                 self.sites.remove(site);
                 if let Some(t) = self.blocks.get_mut(target) {
                     t.in_links.retain(|s| s != site);
@@ -266,6 +313,8 @@ mod tests {
         assert!(m.get(0x2000).is_none());
         assert_eq!(m.get(0x1000), Some(0xa000));
         assert_eq!(m.lookup[(0x2000 & BlockMap::MASK) as usize].guest, EMPTY);
+        let restore = m.invalidate(0x1000, 0x1001);
+        assert_eq!(restore, vec![(0xa008, vec![1, 2])], "a victim's own exits are unlinked too");
     }
 
     #[test]

@@ -70,6 +70,9 @@ pub struct ThreadCtx {
     pub backend: [u64; SAVE_WORDS],
     /// The fault behind an [`exit::FAULT`].
     pub fault: FaultInfo,
+    /// This thread's registration with the dispatcher (made on its first run).
+    /// (Owned by the translator's thread list; null before the first run.)
+    pub slot: *const crate::dispatch::ThreadSlot,
 }
 
 /// A synchronous fault in guest code, as the host's signal described it.
@@ -116,6 +119,7 @@ impl ThreadCtx {
             scratch: [0; SAVE_WORDS],
             backend: [0; SAVE_WORDS],
             fault: FaultInfo::default(),
+            slot: core::ptr::null(),
         })
     }
 }

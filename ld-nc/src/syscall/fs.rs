@@ -254,15 +254,15 @@ fn select(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
     r
 }
 
-fn ppoll(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
+fn ppoll(_: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
     // Temporary signal mask: see `with_temp_mask`.
-    super::with_temp_mask(sys, SYS_ppoll, &a[..5], a[3] != 0)
+    super::with_temp_mask(SYS_ppoll, &a[..5], a[3] != 0)
 }
 
 fn pselect6(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
     // The sixth argument points at {sigset pointer, size}; a temporary mask if the pointer is set.
     let has_mask = a[5] != 0 && sys.read_u64(a[5]).is_ok_and(|p| p != 0);
-    super::with_temp_mask(sys, SYS_pselect6, &a, has_mask)
+    super::with_temp_mask(SYS_pselect6, &a, has_mask)
 }
 
 fn readlink(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
@@ -419,7 +419,6 @@ fn epoll_wait_on(sys: &mut Sys<'_>, nr: libc::c_long, a: [u64; 6], sigmask: u64,
     let n = (max as usize).min(EPOLL_BATCH);
     let mut evs = vec![libc::epoll_event { events: 0, u64: 0 }; n];
     let r = super::with_temp_mask(
-        sys,
         nr,
         &[a[0], evs.as_mut_ptr() as u64, n as u64, a[3], sigmask, sigsetsize],
         sigmask != 0,

@@ -133,16 +133,20 @@ fn munmap(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
     let Some(end) = addr.checked_add(len).and_then(page_up_checked) else { return err(libc::EINVAL) };
     // Only guest pieces are unmapped: the guest has no business with ld-nc's memory, and an
     // unmapped range is not an error for munmap.
-    let pieces = sys.proc.mem.borrow().pieces(addr, end);
+    // The record stays locked from the host call to its update: a translation on another thread
+    // never reads code the kernel has just taken away.
+    let mut mem = sys.proc.mem.borrow_mut();
+    let pieces = mem.pieces(addr, end);
     for &(s, e, _) in &pieces {
         // SAFETY: recorded guest memory.
         if unsafe { libc::munmap(s as *mut _, (e - s) as usize) } != 0 {
             return err(crate::mem::errno());
         }
     }
-    let had_exec = sys.proc.mem.borrow().any_exec(addr, end);
+    let had_exec = mem.any_exec(addr, end);
     crate::smc::unwatch(addr, end);
-    sys.proc.mem.borrow_mut().remove(addr, end);
+    mem.remove(addr, end);
+    drop(mem);
     if had_exec {
         sys.code.invalidate(addr, end);
     }
@@ -165,13 +169,16 @@ fn mprotect(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
         return err(libc::ENOMEM);
     }
     let guest = (prot & 7) as u32;
+    // Locked from the host call to the record update, as in munmap.
+    let mut mem = sys.proc.mem.borrow_mut();
     crate::smc::unwatch(addr, end);
     // SAFETY: the whole range is recorded guest memory.
     if unsafe { libc::mprotect(addr as *mut _, (end - addr) as usize, host_prot(guest)) } != 0 {
         return err(crate::mem::errno());
     }
-    let had_exec = sys.proc.mem.borrow().any_exec(addr, end);
-    sys.proc.mem.borrow_mut().protect(addr, end, guest);
+    let had_exec = mem.any_exec(addr, end);
+    mem.protect(addr, end, guest);
+    drop(mem);
     if had_exec {
         sys.code.invalidate(addr, end);
     }
@@ -195,6 +202,8 @@ fn mremap(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
             return r;
         }
     }
+    // Locked from the host call to the record update, as in munmap.
+    let mut m = sys.proc.mem.borrow_mut();
     // SAFETY: the old range is guest memory; a fixed destination was claimed above; without
     // MREMAP_FIXED the kernel moves only into free space.
     let p = unsafe {
@@ -204,17 +213,15 @@ fn mremap(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
         return err(crate::mem::errno());
     }
     let p = p as u64;
-    let had_exec = sys.proc.mem.borrow().any_exec(old, old_end);
+    let had_exec = m.any_exec(old, old_end);
     crate::smc::unwatch(old, old_end);
     crate::smc::unwatch(p, page_up(p + new_len));
-    {
-        let mut m = sys.proc.mem.borrow_mut();
-        if p != old || flags & 4 == 0 {
-            // Moved (or shrunk in place): the old range is gone unless MREMAP_DONTUNMAP.
-            m.remove(old, old_end);
-        }
-        m.insert(p, page_up(p + new_len), prot);
+    if p != old || flags & 4 == 0 {
+        // Moved (or shrunk in place): the old range is gone unless MREMAP_DONTUNMAP.
+        m.remove(old, old_end);
     }
+    m.insert(p, page_up(p + new_len), prot);
+    drop(m);
     if had_exec {
         sys.code.invalidate(old, old_end);
         sys.code.invalidate(p, page_up(p + new_len));

@@ -29,22 +29,22 @@ use crate::process::Process;
 /// changed, and starting guest threads on it.
 pub trait CodeCache {
     /// Forget translations of guest code in `[start, end)`.
-    fn invalidate(&mut self, start: u64, end: u64);
+    fn invalidate(&self, start: u64, end: u64);
 
     /// Start a guest thread with registers `cpu` sharing this translator and `proc`; its tid.
-    fn spawn_thread(&mut self, cpu: CpuState, proc: &mut Process, clear_tid: u64) -> Result<u32, i32>;
+    fn spawn_thread(&self, cpu: CpuState, proc: &mut Process, clear_tid: u64) -> Result<u32, i32>;
 }
 
 impl<B: translator::Backend + 'static> CodeCache for translator::Translator<B> {
-    fn invalidate(&mut self, start: u64, end: u64) {
+    fn invalidate(&self, start: u64, end: u64) {
         translator::Translator::invalidate(self, start, end);
     }
 
-    fn spawn_thread(&mut self, cpu: CpuState, proc: &mut Process, clear_tid: u64) -> Result<u32, i32> {
-        // SAFETY: called from a syscall handler, so under the big lock, on the translator and
-        // process of the running guest, which live in the main thread's `run` frame until the
-        // process ends.
-        unsafe { crate::threads::spawn(self as *mut Self, proc as *mut Process, cpu, clear_tid) }
+    fn spawn_thread(&self, cpu: CpuState, proc: &mut Process, clear_tid: u64) -> Result<u32, i32> {
+        // SAFETY: called from a syscall handler, so under the process lock, on the translator
+        // and process of the running guest, which live in the main thread's `run` frame until
+        // the process ends.
+        unsafe { crate::threads::spawn(self as *const Self, proc as *mut Process, cpu, clear_tid) }
     }
 }
 
@@ -61,7 +61,7 @@ pub struct Sys<'a> {
     /// Process-wide emulation state.
     pub proc: &'a mut Process,
     /// The translator's code cache.
-    pub code: &'a mut dyn CodeCache,
+    pub code: &'a dyn CodeCache,
 }
 
 impl std::fmt::Debug for Sys<'_> {
@@ -207,11 +207,11 @@ pub fn cvt(r: i64) -> i64 {
 }
 
 /// Run host syscall `nr` that takes a temporary signal mask; an EINTR from it makes the signals
-/// caught meanwhile deliverable under the restored mask (see `Process::force_signals`).
-pub fn with_temp_mask(sys: &mut Sys<'_>, nr: libc::c_long, args: &[u64], has_mask: bool) -> SysRet {
+/// caught meanwhile deliverable under the restored mask (see `threads::set_force_signals`).
+pub fn with_temp_mask(nr: libc::c_long, args: &[u64], has_mask: bool) -> SysRet {
     let r = hs_blocking(nr, args);
     if has_mask && r == SysRet::Ret(-i64::from(libc::EINTR)) {
-        sys.proc.force_signals = true;
+        crate::threads::set_force_signals(true);
     }
     r
 }
@@ -458,17 +458,15 @@ mod tests {
 #[cfg(test)]
 mod robustness {
     use super::*;
-    use std::cell::RefCell;
-    use std::rc::Rc;
 
-    struct NoCache(u64);
+    struct NoCache(std::cell::Cell<u64>);
 
     impl CodeCache for NoCache {
-        fn invalidate(&mut self, _: u64, _: u64) {
-            self.0 += 1;
+        fn invalidate(&self, _: u64, _: u64) {
+            self.0.set(self.0.get() + 1);
         }
 
-        fn spawn_thread(&mut self, _: CpuState, _: &mut Process, _: u64) -> Result<u32, i32> {
+        fn spawn_thread(&self, _: CpuState, _: &mut Process, _: u64) -> Result<u32, i32> {
             Err(libc::EAGAIN)
         }
     }
@@ -478,6 +476,8 @@ mod robustness {
         "exit", "exit_group", "fork", "vfork", "clone", "execve", "rt_sigreturn", "rt_sigaction",
         "pause", "rt_sigsuspend", "alarm", "prctl", "ppoll", "pselect6", "poll", "select",
         "epoll_wait", "epoll_pwait", "epoll_pwait2",
+        // Would block signals the test harness needs.
+        "rt_sigprocmask",
         // Would replace the test's own stdin/stdout with each other.
         "dup2",
     ];
@@ -494,11 +494,11 @@ mod robustness {
             x ^= x << 17;
             values[(x % values.len() as u64) as usize]
         };
-        let mem = Rc::new(RefCell::new(crate::mem::GuestMap::new()));
+        let mem = crate::mem::SharedMap::new(crate::mem::GuestMap::new());
         let mut proc = Process::new(mem, std::path::PathBuf::from("/nonexistent/ld-nc"));
         // A break far from anything, as after a real image.
         proc.brk = crate::process::Brk { start: 0x3_0000_0000, cur: 0x3_0000_0000, mapped: 0x3_0000_0000 };
-        let mut cache = NoCache(0);
+        let cache = NoCache(std::cell::Cell::new(0));
         let mut calls = 0;
         for (_, _, custom) in families() {
             for &(nr, h) in custom {
@@ -509,7 +509,7 @@ mod robustness {
                 for _ in 0..64 {
                     let a = [pick(), pick(), pick(), pick(), pick(), pick()];
                     let mut cpu = CpuState::default();
-                    let mut sys = Sys { cpu: &mut cpu, proc: &mut proc, code: &mut cache };
+                    let mut sys = Sys { cpu: &mut cpu, proc: &mut proc, code: &cache };
                     let r = h(&mut sys, a);
                     assert!(!matches!(r, SysRet::Exit(_)), "{n} exited");
                     calls += 1;

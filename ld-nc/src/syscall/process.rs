@@ -122,12 +122,12 @@ fn set_tid_address(_: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
     hs(libc::SYS_gettid, &[])
 }
 
-fn set_robust_list(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
+fn set_robust_list(_: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
     // As set_tid_address: the host libc registered its own list for this thread.
     if a[1] != 24 {
         return err(libc::EINVAL);
     }
-    sys.proc.robust_list = a[0];
+    crate::threads::set_robust_list(a[0]);
     SysRet::Ret(0)
 }
 

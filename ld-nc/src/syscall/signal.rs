@@ -10,7 +10,6 @@ use crate::{signals, tri};
 
 /// Pass-through: masks, pending sets and queueing use the same `sigset_t`/`siginfo_t` everywhere.
 pub const PASS: &[(u32, u8)] = &[
-    (x86::RT_SIGPROCMASK, 4),
     (x86::RT_SIGPENDING, 2),
     (x86::RT_SIGTIMEDWAIT, 4),
     (x86::RT_SIGQUEUEINFO, 3),
@@ -20,6 +19,7 @@ pub const PASS: &[(u32, u8)] = &[
 /// Handlers.
 pub const CUSTOM: &[(u32, Handler)] = &[
     (x86::RT_SIGACTION, rt_sigaction),
+    (x86::RT_SIGPROCMASK, rt_sigprocmask),
     (x86::RT_SIGRETURN, rt_sigreturn),
     (x86::SIGALTSTACK, sigaltstack),
     (x86::PAUSE, pause),
@@ -30,6 +30,11 @@ fn rt_sigaction(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
     // Guest handlers are guest addresses: recorded here, a host handler queues the signal.
     let (sig, act, oact, setsize) = (a[0] as usize, a[1], a[2], a[3]);
     if setsize != 8 || sig == 0 || sig > NSIG {
+        return err(libc::EINVAL);
+    }
+    if sig == crate::threads::KICK_SIGNAL as usize {
+        // ld-nc's own (as qemu-user's SIGRTMAX): refused, which Go's runtime and glibc expect
+        // of emulators.
         return err(libc::EINVAL);
     }
     let new = if act != 0 {
@@ -52,6 +57,33 @@ fn rt_sigaction(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
             return err(e);
         }
         sys.proc.sigactions[sig] = n;
+        signals::note_action(sig, &n);
+    }
+    SysRet::Ret(0)
+}
+
+fn rt_sigprocmask(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
+    // The guest's mask is the host thread's, except that ld-nc's kick signal is never blocked:
+    // a thread that blocked it could not be made to leave translated code.
+    let (how, set, oset, size) = (a[0] as i32, a[1], a[2], a[3]);
+    if size != 8 {
+        return err(libc::EINVAL);
+    }
+    let mut new = 0u64;
+    if set != 0 {
+        new = tri!(sys.read_u64(set));
+        if how != libc::SIG_UNBLOCK {
+            new &= !(1u64 << (crate::threads::KICK_SIGNAL - 1));
+        }
+    }
+    let mut old = 0u64;
+    let setp = if set != 0 { &new as *const u64 as u64 } else { 0 };
+    let r = super::hs(libc::SYS_rt_sigprocmask, &[how as u64, setp, &mut old as *mut u64 as u64, 8]);
+    if r != SysRet::Ret(0) {
+        return r;
+    }
+    if oset != 0 {
+        tri!(sys.write_guest(oset, &old.to_le_bytes()));
     }
     SysRet::Ret(0)
 }
@@ -68,7 +100,7 @@ fn sigaltstack(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
     // Emulated: guest handlers are entered by ld-nc on the guest's stacks, the host's own
     // handler never needs an alternate stack.
     let (ss, old) = (a[0], a[1]);
-    let cur = sys.proc.altstack;
+    let cur = crate::threads::altstack();
     let rsp = sys.cpu.get(translator::Gpr::Rsp);
     let on = cur.flags & 2 == 0 && rsp.wrapping_sub(cur.sp) < cur.size;
     if old != 0 {
@@ -93,14 +125,14 @@ fn sigaltstack(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
         if flags & 2 == 0 && size < 2048 {
             return err(libc::ENOMEM);
         }
-        sys.proc.altstack = crate::process::AltStack { sp, flags: flags & 2, size };
+        crate::threads::set_altstack(crate::process::AltStack { sp, flags: flags & 2, size });
     }
     SysRet::Ret(0)
 }
 
-fn rt_sigsuspend(sys: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
+fn rt_sigsuspend(_: &mut Sys<'_>, a: [u64; 6]) -> SysRet {
     // Signals it was waiting for are blocked again when it returns: deliver them anyway.
-    super::with_temp_mask(sys, libc::SYS_rt_sigsuspend, &[a[0], a[1]], true)
+    super::with_temp_mask(libc::SYS_rt_sigsuspend, &[a[0], a[1]], true)
 }
 
 fn pause(_: &mut Sys<'_>, _: [u64; 6]) -> SysRet {

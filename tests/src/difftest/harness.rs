@@ -360,7 +360,7 @@ fn run_family_inner<B: Backend>(family: &str, forms: &[Group<'_>]) -> Result<Sum
     let t0 = Instant::now();
     let mut slot = Slot::acquire().map_err(|e| e.to_string())?;
     let mut tr = translator_for::<B>(&slot)?;
-    let features = tr.backend().features();
+    let features = tr.features();
     let n = cases_per_form();
     let mut sum = Summary::default();
     let mut cases = Vec::new();

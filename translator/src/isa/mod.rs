@@ -60,7 +60,7 @@ pub enum TranslateError {
 }
 
 /// A code generator for one host ISA.
-pub trait Backend {
+pub trait Backend: Send {
     /// Name for messages ("riscv64", "x86_64").
     const NAME: &'static str;
     /// Size in bytes of a patchable link site.

@@ -7,7 +7,10 @@ use iced_x86::{Code, Encoder, Instruction, MemoryOperand, Register};
 use crate::isa::TranslateError;
 
 /// Size of a link site: the rel32 field of a `jmp` or `jcc`, so a conditional branch links
-/// directly to its target without going through a second jump.
+/// directly to its target without going through a second jump. Every such field starts 4-byte
+/// aligned (and the inline caches' imm64 8-byte aligned), so the dispatcher patches it with one
+/// atomic store while other threads may execute it: x86 fetches an aligned dword that does not
+/// cross a cache line as a unit (Intel SDM vol. 3, 8.1.1 and 8.1.3, cross-modifying code).
 pub const LINK_SITE_LEN: usize = 4;
 
 /// Appends host code to a buffer that will be placed at `base`.
@@ -69,6 +72,14 @@ impl<'a> Asm<'a> {
         self.out.extend_from_slice(bytes);
     }
 
+    /// Pad with one-byte NOPs so that the byte `ahead` bytes past the current position lands on
+    /// a multiple of `align` (a patchable field of the instruction about to be emitted).
+    pub fn align_field(&mut self, ahead: u64, align: u64) {
+        while !(self.ip() + ahead).is_multiple_of(align) {
+            self.out.push(0x90);
+        }
+    }
+
     /// `mov gs:[off], reg`.
     pub fn store_gs(&mut self, off: usize, reg: Register) -> Result<(), TranslateError> {
         self.insn(&Instruction::with2(Code::Mov_rm64_r64, gs(off), reg).map_err(|_| TranslateError::TooLarge)?)
@@ -120,6 +131,7 @@ impl<'a> Asm<'a> {
     /// A `jmp rel32` (`E9 cd`) to `target`; returns the block offset of its rel32 field, which is
     /// what a link site designates.
     pub fn jmp_rel32(&mut self, target: u64) -> Result<usize, TranslateError> {
+        self.align_field(1, 4);
         self.raw(&[0xe9, 0, 0, 0, 0]);
         let at = self.len() - LINK_SITE_LEN;
         self.patch_rel32(at, target)?;
@@ -129,6 +141,7 @@ impl<'a> Asm<'a> {
     /// A `jcc rel32` with condition nibble `cc` (Intel SDM vol. 2, Jcc: `0F 80+cc cd`) to
     /// `target`; returns the block offset of its rel32 field.
     pub fn jcc_rel32(&mut self, cc: u8, target: u64) -> Result<usize, TranslateError> {
+        self.align_field(2, 4);
         self.raw(&[0x0f, 0x80 | (cc & 15), 0, 0, 0, 0]);
         let at = self.len() - LINK_SITE_LEN;
         self.patch_rel32(at, target)?;

@@ -48,10 +48,14 @@ fn direct_jump_is_a_link_site() {
     static CODE: [u8; 2] = [0xeb, 0x10];
     let (text, t, start) = translate(&CODE);
     assert_eq!(t.link_sites.len(), 1);
-    // The site is the jmp's rel32 field.
-    assert_eq!(t.link_sites[0].offset, 1);
+    // The site is the jmp's rel32 field, 4-byte aligned (after NOP padding) so that linking is
+    // one atomic store.
+    let off = t.link_sites[0].offset as usize;
+    assert_eq!(off % 4, 0);
+    assert!(off <= 4);
     assert_eq!(t.link_sites[0].target, start + 0x12);
-    assert!(text[0].starts_with("jmp "));
+    assert!(text.iter().take_while(|i| *i == "nop").count() == off - 1);
+    assert!(text[off - 1].starts_with("jmp "));
 }
 
 #[test]
@@ -60,11 +64,13 @@ fn jcc_has_two_link_sites() {
     static CODE: [u8; 5] = [0x83, 0xf8, 0x01, 0x75, 0x05];
     let (text, t, start) = translate(&CODE);
     assert_eq!(text[0], "cmp eax,1");
-    assert!(text[1].starts_with("jne "));
+    let jcc = text.iter().position(|i| i.starts_with("jne ")).expect("jne");
+    assert!(text[1..jcc].iter().all(|i| i == "nop"), "{text:?}");
     let targets: Vec<u64> = t.link_sites.iter().map(|l| l.target).collect();
     assert_eq!(targets, vec![start + 10, start + 5]);
-    // The jcc itself is the taken path's site.
-    assert_eq!(t.link_sites[0].offset, 3 + 2);
+    // The jcc itself is the taken path's site; every site is 4-byte aligned.
+    assert_eq!(t.link_sites[0].offset as usize, 3 + (jcc - 1) + 2);
+    assert!(t.link_sites.iter().all(|l| l.offset % 4 == 0), "{:?}", t.link_sites);
 }
 
 #[test]
@@ -82,7 +88,7 @@ fn run(code: &'static [u8], setup: impl FnOnce(&mut ThreadCtx)) -> (Exit, Box<Th
     let start = code.as_ptr() as u64;
     // SAFETY: static data outlives the translator.
     let src = unsafe { RangeSource::new(vec![(start, start + code.len() as u64)]) };
-    let mut tr = Translator::<X86Backend>::with_cache_size(Box::new(src), 1 << 20).expect("cache");
+    let tr = Translator::<X86Backend>::with_cache_size(Box::new(src), 1 << 20).expect("cache");
     let mut ctx = ThreadCtx::new();
     let mut stack = vec![0u64; 1024];
     ctx.cpu.set(crate::Gpr::Rsp, stack.as_mut_ptr() as u64 + 4096);
@@ -199,7 +205,7 @@ fn fault_in_translated_code_becomes_a_guest_fault_at_the_instruction() {
     let start = CODE.as_ptr() as u64;
     // SAFETY: static data outlives the translator.
     let src = unsafe { RangeSource::new(vec![(start, start + CODE.len() as u64)]) };
-    let mut tr = Translator::<X86Backend>::with_cache_size(Box::new(src), 1 << 20).expect("cache");
+    let tr = Translator::<X86Backend>::with_cache_size(Box::new(src), 1 << 20).expect("cache");
     let _ = FAULT_MAP.set(tr.fault_map());
     // SAFETY: installing a SIGSEGV handler for this test process.
     unsafe {

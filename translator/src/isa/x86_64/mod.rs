@@ -222,6 +222,8 @@ fn emit_indirect(a: &mut Asm<'_>, ics: &mut Vec<(usize, usize, usize, usize)>) -
     let e = |r: Result<Instruction, iced_x86::IcedError>| r.map_err(|_| TranslateError::TooLarge);
     a.store_gs(S_GUEST_TARGET, Register::RDX)?;
     a.store_gs(S_RCX, Register::RCX)?;
+    // `REX.W B9 imm64`: the imm64 is patched while other threads may run it, so it is aligned.
+    a.align_field(2, 8);
     a.mov_imm64(Register::RCX, 0)?;
     let imm = a.len() - 8;
     a.insn(&e(Instruction::with2(
@@ -229,6 +231,8 @@ fn emit_indirect(a: &mut Asm<'_>, ics: &mut Vec<(usize, usize, usize, usize)>) -
         Register::RCX,
         MemoryOperand::new(Register::RCX, Register::RDX, 1, 1, 1, false, Register::None),
     ))?)?;
+    // The jmp's rel32 (3 bytes on) must be aligned with no padding between jrcxz and the jmp.
+    a.align_field(3, 4);
     a.raw(&[0xe3, 5]); // jrcxz over the 5-byte jmp
     let miss_site = a.jmp_rel32(a.ip())?;
     // hit:
