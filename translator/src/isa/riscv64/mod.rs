@@ -25,8 +25,10 @@
 //! ```
 //!
 //! `Asm::i`/`Asm::s` add them to every load and store that is not relative to the context
-//! register (the thread's own), so every lowering gets them; a helper call (SSE/x87 helpers may
-//! touch guest memory) is bracketed by `fence rw,rw` (`Lower::call_helper`). A single-threaded
+//! register (the thread's own), so every lowering gets them; a call of a Rust helper that may
+//! touch guest memory itself (`Lower::call_helper`, the x87 helper: FXSAVE, FNSTENV...) is
+//! bracketed by `fence rw,rw` (the SSE helper works on operands staged in the context by fenced
+//! generated code). A single-threaded
 //! process runs unfenced code. `LDNC_TSO=auto|fence|off` overrides: `fence` fences from the start,
 //! `off` never fences.
 //!
@@ -52,6 +54,8 @@ pub mod x87;
 
 #[cfg(test)]
 mod emit_tests;
+#[cfg(test)]
+mod atomic_tests;
 #[cfg(all(test, target_arch = "riscv64"))]
 mod exec_tests;
 
