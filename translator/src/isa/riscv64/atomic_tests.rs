@@ -65,7 +65,18 @@ fn is_plain_access(l: &str) -> bool {
     ["lb ", "lh ", "lw ", "ld ", "lbu ", "lhu ", "lwu ", "sb ", "sh ", "sw ", "sd "].iter().any(|p| l.starts_with(p))
 }
 
-/// The locked forms: (description, x86 code, operand width, whether a split access is possible).
+/// The locked forms as instructions with their LOCK prefix (XCHG without: it is implicit), the
+/// memory operand at [rdi] and any register operand CL/CX/ECX/RCX, and the width of the atomic
+/// access: (description, instruction, width).
+pub(super) fn locked_instructions() -> Vec<(String, Instruction, u32)> {
+    let start = |b: &[u8]| {
+        let mut d = iced_x86::Decoder::new(64, b, iced_x86::DecoderOptions::NONE);
+        d.decode()
+    };
+    locked_forms().into_iter().map(|(n, b, w)| (n, start(&b), w)).collect()
+}
+
+/// The locked forms: (description, x86 code, width of the atomic access).
 fn locked_forms() -> Vec<(String, Vec<u8>, u32)> {
     let mut v = Vec::new();
     let widths = [8u32, 16, 32, 64];
