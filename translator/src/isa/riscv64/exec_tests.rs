@@ -418,6 +418,8 @@ fn faults_become_guest_exits() {
     ctx.cpu.set(Rsp, g.stack.as_ptr() as u64 + 4000);
     // SAFETY: guest memory is ours.
     let e = unsafe { tr.run(&mut ctx) };
+    // Same handler (one per process, so in this test): locked accesses to a bad address.
+    locked_accesses_fault_at_the_guest_instruction();
     FAULT_MAP.store(core::ptr::null_mut(), std::sync::atomic::Ordering::Release);
     // SAFETY: back to the default action.
     unsafe {
@@ -626,4 +628,52 @@ fn cmpxchg8b_and_16b() {
     // Misaligned: #GP.
     let (e, _) = g.run(&[(Rdi, p + 8)], 0);
     assert_ne!(e, Exit::Breakpoint);
+}
+
+/// With the fault handler of [`faults_become_guest_exits`] installed: every kind of atomic
+/// sequence (AMO, LR/SC, in-doubleword loop, split-lock path, CMPXCHG16B lock table) touching
+/// an unmapped address faults at its guest instruction with the guest registers unchanged (and
+/// leaves no lock held: the same split form runs again afterwards).
+fn locked_accesses_fault_at_the_guest_instruction() {
+    use iced_x86::{Code, Instruction, MemoryOperand, Register};
+    let lk = |mut i: Instruction| {
+        i.set_has_lock_prefix(true);
+        i
+    };
+    let at = |d: i64| MemoryOperand::with_base_displ(Register::RCX, d);
+    let forms = [
+        lk(Instruction::with2(Code::Add_rm64_r64, at(0), Register::RDX).unwrap()),
+        lk(Instruction::with2(Code::Adc_rm32_r32, at(0), Register::EDX).unwrap()),
+        lk(Instruction::with2(Code::Add_rm16_r16, at(2), Register::DX).unwrap()),
+        lk(Instruction::with2(Code::Add_rm32_r32, at(6), Register::EDX).unwrap()),
+        lk(Instruction::with2(Code::Cmpxchg_rm64_r64, at(4), Register::RDX).unwrap()),
+        lk(Instruction::with2(Code::Bts_rm64_r64, at(0), Register::RDX).unwrap()),
+        Instruction::with2(Code::Xchg_rm8_r8, at(1), Register::DL).unwrap(),
+        lk(Instruction::with1(Code::Cmpxchg16b_m128, at(0)).unwrap()),
+        lk(Instruction::with2(Code::Add_rm32_r32, at(6), Register::EDX).unwrap()),
+    ];
+    for (n, f) in forms.iter().enumerate() {
+        let mut code = vec![0x48, 0xc7, 0xc3, 0x05, 0x00, 0x00, 0x00]; // mov rbx, 5
+        code.extend_from_slice(&enc(f));
+        let g = Guest::new(&code);
+        let start = g.code_addr();
+        // SAFETY: the code vector outlives the translator.
+        let src = unsafe { RangeSource::new(vec![(start, start + g.code.len() as u64)]) };
+        let mut tr = Translator::<Riscv64Backend>::new(Box::new(src)).expect("translator");
+        let map = tr.fault_map();
+        FAULT_MAP.store(std::sync::Arc::as_ptr(&map).cast_mut(), std::sync::atomic::Ordering::Release);
+        let mut ctx = ThreadCtx::new();
+        ctx.cpu.rip = start;
+        ctx.cpu.set(Rcx, 16); // unmapped
+        ctx.cpu.set(Rdx, 0x77);
+        ctx.cpu.set(Rax, 0x99);
+        ctx.cpu.set(Rsp, g.stack.as_ptr() as u64 + 4000);
+        // SAFETY: guest memory is ours.
+        let e = unsafe { tr.run(&mut ctx) };
+        assert!(matches!(e, Exit::Fault(ref x) if x.signo == libc::SIGSEGV && x.addr < 4096), "form {n}: {e:?}");
+        assert_eq!(ctx.cpu.rip, start + 7, "form {n}: at the locked instruction");
+        assert_eq!((ctx.cpu.get(Rbx), ctx.cpu.get(Rcx), ctx.cpu.get(Rdx), ctx.cpu.get(Rax)), (5, 16, 0x77, 0x99), "form {n}");
+        drop(tr);
+        drop(map);
+    }
 }
