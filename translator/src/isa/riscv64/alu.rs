@@ -4,6 +4,7 @@
 
 use iced_x86::{Instruction, Mnemonic as M};
 
+use super::atomic::Rmw;
 use super::cond::Flag;
 use super::encode::{fits_i12, Op, Reg};
 use super::flags::{self, Kind};
@@ -132,52 +133,53 @@ impl Lower<'_> {
         Ok(())
     }
 
-    /// `lock add/sub/and/or/xor [m], r/imm` on 32/64 bits as one AMO; narrower or with carry
-    /// they run as plain read-modify-write (atomic only with respect to this thread).
+    /// `lock add/sub/and/or/xor/adc/sbb [m], r/imm`, every width: one atomic read-modify-write
+    /// (`atomic.rs`), the flags from the value it replaced.
     fn locked_binop(&mut self, i: &Instruction, op: Bin, bits: u32, live: bool) -> LResult {
-        let amo = match (op, bits) {
-            (Bin::Add | Bin::Sub, 32) => Some(Op::AmoaddW),
-            (Bin::Add | Bin::Sub, 64) => Some(Op::AmoaddD),
-            (Bin::And, 32) => Some(Op::AmoandW),
-            (Bin::Or, 32) => Some(Op::AmoorW),
-            (Bin::Xor, 32) => Some(Op::AmoxorW),
-            (Bin::And, 64) => Some(Op::AmoandD),
-            (Bin::Or, 64) => Some(Op::AmoorD),
-            (Bin::Xor, 64) => Some(Op::AmoxorD),
-            _ => None,
-        };
-        let Some(amo) = amo else {
-            // Fall back to the plain form.
-            let mut j = *i;
-            j.set_has_lock_prefix(false);
-            return self.binop(&j, op, true);
+        // Carry-in first: materializing it may call a helper, which clobbers scratch registers.
+        let cin = if matches!(op, Bin::Adc | Bin::Sbb) {
+            let c = self.flag(Flag::C);
+            let s = regs::S9;
+            self.a.mv(s, c);
+            self.free_temps();
+            Some(s)
+        } else {
+            None
         };
         let Loc::Mem(at) = self.loc(i, 0)? else { return Err(Unsupp) };
         let p = self.addr_reg(at);
         let src = self.loc(i, 1)?;
         let b = self.read(src, bits);
-        let v = self.tmp();
-        if op == Bin::Sub {
-            self.a.r(Op::Sub, v, Reg::ZERO, b);
-        } else {
-            self.a.mv(v, b);
-        }
-        let old = self.tmp();
-        self.word_amo(amo, old, p, v);
+        let c = cin.unwrap_or(Reg::ZERO);
+        let rmw = match op {
+            Bin::Add => Rmw::Add(b),
+            Bin::Sub => Rmw::Sub(b),
+            Bin::And => Rmw::And(b),
+            Bin::Or => Rmw::Or(b),
+            Bin::Xor => Rmw::Xor(b),
+            Bin::Adc => Rmw::Adc(b, c),
+            Bin::Sbb => Rmw::Sbb(b, c),
+        };
+        let old = self.atomic_rmw(p, bits, rmw);
         if live {
             let r = regs::F_RES;
             let rop = match op {
-                Bin::Add => Op::Add,
-                Bin::Sub => Op::Sub,
+                Bin::Add | Bin::Adc => Op::Add,
+                Bin::Sub | Bin::Sbb => Op::Sub,
                 Bin::And => Op::And,
                 Bin::Or => Op::Or,
                 Bin::Xor => Op::Xor,
-                _ => return Err(Unsupp),
             };
             self.a.r(rop, r, old, b);
+            if cin.is_some() {
+                self.a.r(rop, r, r, c);
+                self.a.sd(c, CTX, flags::OFF_AUX);
+            }
             let kind = match op {
                 Bin::Add => Kind::Add,
                 Bin::Sub => Kind::Sub,
+                Bin::Adc => Kind::Adc,
+                Bin::Sbb => Kind::Sbb,
                 _ => Kind::Logic,
             };
             if kind != Kind::Logic {
@@ -189,43 +191,59 @@ impl Lower<'_> {
         Ok(())
     }
 
-    /// An AMO with acquire and release ordering (x86 locked operations are full barriers) when
-    /// `p` is naturally aligned; otherwise (a split lock on x86, a fault for a RISC-V AMO) the
-    /// same operation as a plain load and store.
-    pub fn word_amo(&mut self, op: Op, old: Reg, p: Reg, src: Reg) {
-        let bits = if matches!(op, Op::AmoaddW | Op::AmoswapW | Op::AmoandW | Op::AmoorW | Op::AmoxorW) { 32 } else { 64 };
-        let (plain, join) = (self.a.label(), self.a.label());
-        let t = regs::T0;
-        self.a.i(Op::Andi, t, p, bits as i32 / 8 - 1);
-        self.a.b(Op::Bne, t, Reg::ZERO, plain);
-        self.a.word(super::encode::enc_amo(op, true, true, old, p, src));
-        self.a.j(join);
-        self.a.bind(plain);
-        let at = super::lower::Addr { base: p, off: 0 };
-        self.load(old, at, bits);
-        match op {
-            Op::AmoaddW | Op::AmoaddD => self.a.r(Op::Add, t, old, src),
-            Op::AmoandW | Op::AmoandD => self.a.r(Op::And, t, old, src),
-            Op::AmoorW | Op::AmoorD => self.a.r(Op::Or, t, old, src),
-            Op::AmoxorW | Op::AmoxorD => self.a.r(Op::Xor, t, old, src),
-            _ => self.a.mv(t, src),
+    /// `lock neg/not/inc/dec [m]`, every width: one atomic read-modify-write, the flags (INC and
+    /// DEC keep CF) from the value it replaced.
+    fn locked_unop(&mut self, i: &Instruction, bits: u32, live: bool) -> LResult {
+        let m = i.mnemonic();
+        let keep_cf = matches!(m, M::Inc | M::Dec) && live && self.live() & iced_x86::RflagsBits::CF != 0;
+        if keep_cf {
+            let c = self.flag(Flag::C);
+            self.a.sd(c, CTX, flags::OFF_AUX);
+            self.free_temps();
         }
-        self.store(t, at, bits);
-        self.a.bind(join);
+        let Loc::Mem(at) = self.loc(i, 0)? else { return Err(Unsupp) };
+        let p = self.addr_reg(at);
+        let rmw = match m {
+            M::Neg => Rmw::Neg,
+            M::Not => Rmw::Not,
+            M::Inc => Rmw::AddImm(1),
+            _ => Rmw::AddImm(-1),
+        };
+        let old = self.atomic_rmw(p, bits, rmw);
+        if !live || m == M::Not {
+            return Ok(());
+        }
+        let r = regs::F_RES;
+        let kind = match m {
+            M::Neg => {
+                self.a.r(Op::Sub, r, Reg::ZERO, old);
+                self.a.mv(regs::F_SRC1, Reg::ZERO);
+                self.a.mv(regs::F_SRC2, old);
+                Kind::Sub
+            }
+            M::Inc => {
+                self.a.addi(r, old, 1);
+                self.a.mv(regs::F_SRC1, old);
+                self.a.li(regs::F_SRC2, 1);
+                Kind::Inc
+            }
+            _ => {
+                self.a.addi(r, old, -1);
+                self.a.mv(regs::F_SRC1, old);
+                self.a.li(regs::F_SRC2, 1);
+                Kind::Dec
+            }
+        };
+        self.fs = super::lower::FState::Lazy { kind, bits, synced: false };
+        Ok(())
     }
 
     fn unop(&mut self, i: &Instruction) -> LResult {
         let bits = op_bits(i, 0);
         let live = self.flags_live(i);
         let m = i.mnemonic();
-        if i.has_lock_prefix() && matches!(m, M::Inc | M::Dec) && matches!(bits, 32 | 64) && !live {
-            let Loc::Mem(at) = self.loc(i, 0)? else { return Err(Unsupp) };
-            let p = self.addr_reg(at);
-            let v = self.tmp();
-            self.a.li(v, if m == M::Inc { 1 } else { u64::MAX });
-            let old = self.tmp();
-            self.word_amo(if bits == 32 { Op::AmoaddW } else { Op::AmoaddD }, old, p, v);
-            return Ok(());
+        if i.has_lock_prefix() {
+            return self.locked_unop(i, bits, live);
         }
         // inc/dec keep CF: take the old one before anything clobbers scratch registers.
         let keep_cf = matches!(m, M::Inc | M::Dec) && live && self.live() & iced_x86::RflagsBits::CF != 0;
@@ -874,6 +892,27 @@ impl Lower<'_> {
             }
             _ => return Err(Unsupp),
         };
+        let m = i.mnemonic();
+        if let (true, Loc::Mem(at), false) = (i.has_lock_prefix(), val_loc, m == M::Bt) {
+            // One atomic byte read-modify-write (the byte holding the bit: never split), CF
+            // from the byte it replaced. `bit` becomes the mask.
+            let p = self.addr_reg(at);
+            self.a.li(regs::T0, 1);
+            self.a.r(Op::Sll, bit, regs::T0, bit);
+            let rmw = match m {
+                M::Bts => Rmw::Or(bit),
+                M::Btc => Rmw::Xor(bit),
+                _ => Rmw::AndNot(bit),
+            };
+            let old = self.atomic_rmw(p, 8, rmw);
+            let cf = regs::S9;
+            self.a.r(Op::And, cf, old, bit);
+            self.a.r(Op::Sltu, cf, Reg::ZERO, cf);
+            if live {
+                self.end_exact(need_old, keep, cf);
+            }
+            return Ok(());
+        }
         let v = self.read(val_loc, vbits);
         let v = if self.is_temp(v) { v } else {
             let t = self.tmp();
@@ -883,7 +922,6 @@ impl Lower<'_> {
         let cf = regs::S9;
         self.a.r(Op::Srl, cf, v, bit);
         self.a.i(Op::Andi, cf, cf, 1);
-        let m = i.mnemonic();
         if m != M::Bt {
             // mask = 1 << bit, in place of the bit number.
             self.a.li(regs::T0, 1);

@@ -18,6 +18,25 @@ pub struct Ext {
     pub zbb: bool,
     /// Conditional zero: `czero.eqz/nez`.
     pub zicond: bool,
+    /// Total store order in hardware: x86's ordering needs no fences.
+    pub ztso: bool,
+    /// Atomic compare-and-swap: `amocas.w/d/q` (CMPXCHG16B as one `amocas.q`).
+    pub zacas: bool,
+    /// Not an extension but the memory-order mode: emit the fences of the x86-TSO → RVWMO
+    /// mapping at every guest load and store (see [`Asm::i`], [`Asm::s`] and `mod.rs`).
+    pub tso_fences: bool,
+}
+
+/// Whether `op` reads memory.
+fn is_load(op: Op) -> bool {
+    matches!(op, Op::Lb | Op::Lh | Op::Lw | Op::Ld | Op::Lbu | Op::Lhu | Op::Lwu)
+}
+
+/// Whether accesses based on `r` are the running thread's own: the context (`s1`, see
+/// `regs.rs`) and the host stack. Everything else generated code reads or writes is guest memory
+/// (or a shared table), which another thread may access too.
+fn thread_local_base(r: Reg) -> bool {
+    r == super::regs::CTX || r == Reg::SP
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -118,15 +137,36 @@ impl Asm {
     }
 
     /// I-type instruction; `imm` must satisfy [`e::fits_i12`] (or be a shift amount).
+    ///
+    /// A load not relative to the context register is a guest (or shared) access: in TSO-fence
+    /// mode it is followed by `fence r,rw`, the x86 load of the TSO → RVWMO mapping.
     pub fn i(&mut self, op: Op, rd: Reg, rs1: Reg, imm: i32) {
         debug_assert!(e::fits_i12(i64::from(imm)), "{op:?} {imm}");
         self.word(e::enc_i(op, rd, rs1, imm));
+        if self.ext.tso_fences && is_load(op) && !thread_local_base(rs1) {
+            self.fence(e::FENCE_R, e::FENCE_R | e::FENCE_W);
+        }
     }
 
-    /// S-type store `rs2 -> imm(rs1)`.
+    /// S-type store `rs2 -> imm(rs1)`. In TSO-fence mode a store not relative to the context
+    /// register is preceded by `fence rw,w` (the x86 store of the TSO → RVWMO mapping).
     pub fn s(&mut self, op: Op, rs2: Reg, rs1: Reg, imm: i32) {
         debug_assert!(e::fits_i12(i64::from(imm)), "{op:?} {imm}");
+        if self.ext.tso_fences && !thread_local_base(rs1) {
+            self.fence(e::FENCE_R | e::FENCE_W, e::FENCE_W);
+        }
         self.word(e::enc_s(op, rs2, rs1, imm));
+    }
+
+    /// `fence pred,succ` (sets of [`e::FENCE_R`], [`e::FENCE_W`], ...).
+    pub fn fence(&mut self, pred: u32, succ: u32) {
+        self.word(e::enc_fence(pred, succ));
+    }
+
+    /// An AMO, LR or SC word with its ordering bits (emitted as is: never fenced, so that an
+    /// LR/SC loop stays a constrained loop).
+    pub fn amo(&mut self, op: Op, aq: bool, rl: bool, rd: Reg, rs1: Reg, rs2: Reg) {
+        self.word(e::enc_amo(op, aq, rl, rd, rs1, rs2));
     }
 
     /// Conditional branch to a label.

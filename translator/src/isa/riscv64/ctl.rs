@@ -5,8 +5,9 @@
 
 use iced_x86::{Code, Instruction, Mnemonic as M, OpKind, Register};
 
+use super::atomic::Rmw;
 use super::cond::Flag;
-use super::encode::{enc_amo, Op, Reg};
+use super::encode::{Op, Reg, FENCE_R, FENCE_W};
 use super::flags::Kind;
 use super::lower::{op_bits, Addr, FState, LResult, Loc, Lower, Unsupp};
 use super::regs::{self, CTX};
@@ -135,12 +136,11 @@ impl Lower<'_> {
             (Loc::Mem(m), r) | (r, Loc::Mem(m)) => (Some(m), r),
             _ => (None, b),
         };
-        if let (Some(at), true) = (mem, bits >= 32) {
-            // xchg with memory is always locked.
+        if let Some(at) = mem {
+            // xchg with memory is always locked: one atomic swap, every width.
             let p = self.addr_reg(at);
             let v = self.read(reg, bits);
-            let old = self.tmp();
-            self.word_amo(if bits == 32 { Op::AmoswapW } else { Op::AmoswapD }, old, p, v);
+            let old = self.atomic_rmw(p, bits, Rmw::Swap(v));
             return self.write(reg, bits, old);
         }
         let va = self.read(a, bits);
@@ -377,7 +377,7 @@ impl Lower<'_> {
             // Cache-line write-back/flush: memory is coherent for the guest, so an ordering
             // point is all that is left of them.
             M::Clflush | M::Clflushopt | M::Clwb => {
-                self.a.i(Op::Fence, Reg::ZERO, Reg::ZERO, 0x33);
+                self.a.fence(FENCE_R | FENCE_W, FENCE_R | FENCE_W);
                 Ok(())
             }
             M::Enter => {
@@ -420,8 +420,18 @@ impl Lower<'_> {
             // Without CET (not advertised) RDSSP is a no-op that leaves its register alone;
             // glibc relies on that to see "no shadow stack".
             M::Rdsspd | M::Rdsspq => Ok(()),
-            M::Lfence | M::Mfence | M::Sfence => {
-                self.a.i(Op::Fence, Reg::ZERO, Reg::ZERO, 0x33);
+            // The TSO → RVWMO mapping's fences (see mod.rs): MFENCE orders everything, SFENCE
+            // stores against stores, LFENCE loads against loads.
+            M::Mfence => {
+                self.a.fence(FENCE_R | FENCE_W, FENCE_R | FENCE_W);
+                Ok(())
+            }
+            M::Sfence => {
+                self.a.fence(FENCE_W, FENCE_W);
+                Ok(())
+            }
+            M::Lfence => {
+                self.a.fence(FENCE_R, FENCE_R);
                 Ok(())
             }
             M::Rdtsc => {
@@ -515,6 +525,8 @@ impl Lower<'_> {
         }
     }
 
+    /// CMPXCHG: with a memory destination always one atomic compare-and-swap (`atomic.rs`),
+    /// locked or not; the flags are those of `cmp acc, old` with the value actually compared.
     fn cmpxchg(&mut self, i: &Instruction) -> LResult {
         let bits = op_bits(i, 0);
         let live = self.flags_live(i);
@@ -526,61 +538,46 @@ impl Lower<'_> {
         let acc = self.tmp();
         let a0 = self.read(rax, bits);
         self.a.mv(acc, a0);
-        let old = self.tmp();
-        let join = self.a.label();
-        let (x, y) = (self.tmp(), self.tmp());
-        match dst {
-            Loc::Mem(at) if bits >= 32 => {
-                // lr/sc: x86 locks it or not, the compare and store are one access anyway.
+        let old = match dst {
+            Loc::Mem(at) => {
                 let p = self.addr_reg(at);
-                if bits == 32 {
-                    self.a.sext(x, acc, 32);
-                } else {
-                    self.a.mv(x, acc);
-                }
-                let (lr, sc) = if bits == 32 { (Op::LrW, Op::ScW) } else { (Op::LrD, Op::ScD) };
-                // LR/SC need natural alignment; a misaligned one runs as plain accesses.
-                let plain = self.a.label();
-                self.a.i(Op::Andi, regs::T0, p, bits as i32 / 8 - 1);
-                self.a.b(Op::Bne, regs::T0, Reg::ZERO, plain);
-                let retry = self.a.label();
-                self.a.bind(retry);
-                self.a.word(enc_amo(lr, true, true, old, p, Reg::ZERO));
-                self.a.b(Op::Bne, old, x, join);
-                self.a.word(enc_amo(sc, true, true, y, p, s));
-                self.a.b(Op::Bne, y, Reg::ZERO, retry);
-                self.a.j(join);
-                self.a.bind(plain);
-                self.load_signed(old, Addr { base: p, off: 0 }, bits);
-                self.a.b(Op::Bne, old, x, join);
-                self.store(s, Addr { base: p, off: 0 }, bits);
+                self.atomic_rmw(p, bits, Rmw::Cas { expected: acc, new: s })
             }
             _ => {
+                let old = self.tmp();
                 let v = self.read(dst, bits);
                 self.a.mv(old, v);
+                let (x, y) = (self.tmp(), self.tmp());
+                let differ = self.a.label();
                 self.top_into(x, acc, bits);
                 self.top_into(y, old, bits);
-                self.a.b(Op::Bne, x, y, join);
+                self.a.b(Op::Bne, x, y, differ);
                 self.write(dst, bits, s)?;
+                self.a.bind(differ);
+                old
             }
-        }
-        self.a.bind(join);
+        };
         if live {
             self.a.r(Op::Sub, regs::F_RES, acc, old);
             self.a.mv(regs::F_SRC1, acc);
             self.a.mv(regs::F_SRC2, old);
             self.fs = FState::Lazy { kind: Kind::Sub, bits, synced: false };
         }
-        // On failure the accumulator receives the old value (x and y hold the compared forms).
-        let ys = if matches!(dst, Loc::Mem(_)) && bits >= 32 { old } else { y };
+        // On failure the accumulator receives the old value.
         let done = self.a.label();
-        self.a.b(Op::Beq, x, ys, done);
+        let t = regs::T0;
+        self.a.r(Op::Xor, t, acc, old);
+        if bits < 64 {
+            self.a.slli(t, t, 64 - bits);
+        }
+        self.a.b(Op::Beq, t, Reg::ZERO, done);
         self.write(rax, bits, old)?;
         self.a.bind(done);
         Ok(())
     }
 
-    /// `cmpxchg8b m64`: EDX:EAX against memory, ECX:EBX stored on a match; only ZF changes.
+    /// `cmpxchg8b m64`: EDX:EAX against memory, ECX:EBX stored on a match; only ZF changes. One
+    /// atomic 64-bit compare-and-swap.
     fn cmpxchg8b(&mut self, i: &Instruction) -> LResult {
         let live = self.live() & iced_x86::RflagsBits::ZF != 0;
         let keep = fl::STATUS & !fl::ZF;
@@ -596,35 +593,25 @@ impl Lower<'_> {
         };
         let x = pair(self, Gpr::Rdx, Gpr::Rax);
         let n = pair(self, Gpr::Rcx, Gpr::Rbx);
-        let (old, t) = (self.tmp(), self.tmp());
-        let (plain, retry, fail, ok) = (self.a.label(), self.a.label(), self.a.label(), self.a.label());
-        self.a.i(Op::Andi, regs::T0, p, 7);
-        self.a.b(Op::Bne, regs::T0, Reg::ZERO, plain);
-        self.a.bind(retry);
-        self.a.word(enc_amo(Op::LrD, true, true, old, p, Reg::ZERO));
-        self.a.b(Op::Bne, old, x, fail);
-        self.a.word(enc_amo(Op::ScD, true, true, t, p, n));
-        self.a.b(Op::Bne, t, Reg::ZERO, retry);
-        self.a.j(ok);
-        self.a.bind(plain);
-        self.a.ld(old, p, 0);
-        self.a.b(Op::Bne, old, x, fail);
-        self.a.sd(n, p, 0);
-        self.a.j(ok);
-        self.a.bind(fail);
+        let old = self.atomic_rmw(p, 64, Rmw::Cas { expected: x, new: n });
+        let ok = self.a.label();
+        self.a.b(Op::Beq, old, x, ok);
         self.a.zext(regs::guest(Gpr::Rax), old, 32);
         self.a.srli(regs::guest(Gpr::Rdx), old, 32);
         self.a.bind(ok);
         if live {
-            // ZF = the values matched (old == x on both paths).
+            // ZF = the values matched.
+            let t = regs::S9;
             self.a.r(Op::Xor, t, old, x);
             self.a.i(Op::Sltiu, t, t, 1);
             self.a.slli(t, t, 6);
+            self.free_temps();
             self.end_exact(need_old, keep, t);
         }
         Ok(())
     }
 
+    /// XADD: with a LOCK prefix one atomic fetch-and-add, every width.
     fn xadd(&mut self, i: &Instruction) -> LResult {
         let bits = op_bits(i, 0);
         let live = self.flags_live(i);
@@ -633,15 +620,21 @@ impl Lower<'_> {
         let b = self.read(src, bits);
         let bs = self.tmp();
         self.a.mv(bs, b);
-        let old = self.tmp();
-        let sum = self.tmp();
         match dst {
-            Loc::Mem(at) if bits >= 32 && i.has_lock_prefix() => {
+            Loc::Mem(at) if i.has_lock_prefix() => {
                 let p = self.addr_reg(at);
-                self.word_amo(if bits == 32 { Op::AmoaddW } else { Op::AmoaddD }, old, p, bs);
+                let old = self.atomic_rmw(p, bits, Rmw::Add(bs));
+                let sum = self.tmp();
                 self.a.r(Op::Add, sum, old, bs);
+                self.write(src, bits, old)?;
+                if live {
+                    self.set_flags(Kind::Add, bits, old, bs, sum);
+                }
+                Ok(())
             }
             _ => {
+                let old = self.tmp();
+                let sum = self.tmp();
                 let v = self.read(dst, bits);
                 self.a.mv(old, v);
                 self.a.r(Op::Add, sum, old, bs);
@@ -652,14 +645,9 @@ impl Lower<'_> {
                 if live {
                     self.set_flags(Kind::Add, bits, old, bs, sum);
                 }
-                return Ok(());
+                Ok(())
             }
         }
-        self.write(src, bits, old)?;
-        if live {
-            self.set_flags(Kind::Add, bits, old, bs, sum);
-        }
-        Ok(())
     }
 
     // ---- strings ----

@@ -1,5 +1,5 @@
 //! RISC-V instruction encoding: the integer registers, one opcode enum covering every instruction
-//! the backend emits (RV64I, M, A, Zicsr, Zifencei, Zba, Zbb, Zicond), and one encoder function
+//! the backend emits (RV64I, M, A, Zacas, Zicsr, Zifencei, Zba, Zbb, Zicond), and one encoder function
 //! per base instruction format. Nothing here knows about x86; `asm.rs` builds on it.
 //!
 //! Encoders take immediates already range-checked by their caller (the `fits_*` helpers state the
@@ -193,6 +193,10 @@ opcodes! {
     AmoxorD = (R, OP_AMO, 3, 0x04 << 2, "amoxor.d");
     AmoandD = (R, OP_AMO, 3, 0x0c << 2, "amoand.d");
     AmoorD = (R, OP_AMO, 3, 0x08 << 2, "amoor.d");
+    // Zacas (compare-and-swap): funct5 00101; `.q` is funct3 100 and takes even register pairs.
+    AmocasW = (R, OP_AMO, 2, 0x05 << 2, "amocas.w");
+    AmocasD = (R, OP_AMO, 3, 0x05 << 2, "amocas.d");
+    AmocasQ = (R, OP_AMO, 4, 0x05 << 2, "amocas.q");
     // Zicsr: rdtime is `csrrs rd, time, zero`; the CSR number sits in the I immediate.
     Csrrs = (I, OP_SYSTEM, 2, 0, "csrrs");
     Ecall = (I, OP_SYSTEM, 0, 0, "ecall");
@@ -264,7 +268,8 @@ pub fn enc_r(op: Op, rd: Reg, rs1: Reg, rs2: Reg) -> u32 {
     f7 << 25 | reg(rs2) << 20 | reg(rs1) << 15 | f3 << 12 | reg(rd) << 7 | opc
 }
 
-/// AMO / LR / SC: R-type whose funct7 is `funct5 | aq | rl`.
+/// AMO / LR / SC / AMOCAS: R-type whose funct7 is `funct5 | aq | rl`. funct3 is the width
+/// (010 word, 011 doubleword, 100 quadword for `amocas.q`); LR has rs2 = x0.
 /// ```text
 ///  31   27 26 25 24  20 19  15 14  12 11   7 6      0
 /// | funct5 |aq|rl| rs2  | rs1  |funct3|  rd  | opcode |
@@ -274,6 +279,26 @@ pub fn enc_amo(op: Op, aq: bool, rl: bool, rd: Reg, rs1: Reg, rs2: Reg) -> u32 {
     let f7 = f7 | u32::from(aq) << 1 | u32::from(rl);
     f7 << 25 | reg(rs2) << 20 | reg(rs1) << 15 | f3 << 12 | reg(rd) << 7 | opc
 }
+
+/// FENCE with predecessor and successor sets (each a mask of [`FENCE_I`], [`FENCE_O`],
+/// [`FENCE_R`], [`FENCE_W`]); `fm` = 0 (a normal fence), rs1 = rd = x0.
+/// ```text
+///  31  28 27 26 25 24 23 22 21 20 19  15 14  12 11   7 6      0
+/// |  fm  |PI|PO|PR|PW|SI|SO|SR|SW| rs1  | 000  |  rd  | MISC-MEM |
+/// ```
+pub fn enc_fence(pred: u32, succ: u32) -> u32 {
+    let (_, opc, f3, _) = Op::Fence.fields();
+    (pred & 0xf) << 24 | (succ & 0xf) << 20 | f3 << 12 | opc
+}
+
+/// Device input, in a [`enc_fence`] set.
+pub const FENCE_I: u32 = 8;
+/// Device output, in a [`enc_fence`] set.
+pub const FENCE_O: u32 = 4;
+/// Memory reads, in a [`enc_fence`] set.
+pub const FENCE_R: u32 = 2;
+/// Memory writes, in a [`enc_fence`] set.
+pub const FENCE_W: u32 = 1;
 
 /// I-type; `imm` is signed 12-bit ([-2048, 2047], see [`fits_i12`]) because the hardware
 /// sign-extends bit 31.

@@ -418,6 +418,8 @@ fn faults_become_guest_exits() {
     ctx.cpu.set(Rsp, g.stack.as_ptr() as u64 + 4000);
     // SAFETY: guest memory is ours.
     let e = unsafe { tr.run(&mut ctx) };
+    // Same handler (one per process, so in this test): locked accesses to a bad address.
+    locked_accesses_fault_at_the_guest_instruction();
     FAULT_MAP.store(core::ptr::null_mut(), std::sync::atomic::Ordering::Release);
     // SAFETY: back to the default action.
     unsafe {
@@ -460,4 +462,218 @@ fn enter_leave_and_ud1() {
     let (e, ctx) = g.run(&[], 0);
     assert_eq!(e, Exit::InvalidOpcode);
     assert_eq!(ctx.cpu.rip, g.code_addr() + 1);
+}
+
+/// Encode `i` followed by nothing (the Guest adds the int3).
+fn enc(i: &iced_x86::Instruction) -> Vec<u8> {
+    let mut e = iced_x86::Encoder::new(64);
+    e.encode(i, 0).unwrap();
+    e.take_buffer()
+}
+
+/// Offsets of the operand from an 8-aligned address: aligned, misaligned inside a doubleword,
+/// and (16 bits and wider) crossing into the next doubleword.
+fn offsets(bits: u32) -> &'static [u64] {
+    match bits {
+        8 => &[0, 3, 7],
+        16 => &[0, 3, 7],
+        32 => &[0, 2, 6],
+        _ => &[0, 4],
+    }
+}
+
+/// Every locked form, at every kind of alignment, gives what its plain (unlocked) form gives:
+/// memory, registers and status flags (the plain forms are the ones the differential suite
+/// checks against a real x86). XCHG and CMPXCHG have no plain memory form here and are checked
+/// by hand below.
+#[test]
+fn locked_forms_match_their_plain_forms() {
+    let forms = super::atomic_tests::locked_instructions();
+    let mut checked = 0;
+    for (name, insn, bits) in &forms {
+        if name.starts_with("xchg") || name.contains("cmpxchg") {
+            continue;
+        }
+        let mut plain = *insn;
+        plain.set_has_lock_prefix(false);
+        let (lk, pl) = (enc(insn), enc(&plain));
+        for &off in offsets(*bits) {
+            for rcx in [45u64, (-13i64) as u64] {
+                for cf in [0, fl::CF] {
+                    let mut results = Vec::new();
+                    for code in [&pl, &lk] {
+                        let mut g = Guest::new(code);
+                        for (n, b) in g.data.iter_mut().enumerate() {
+                            *b = (n as u8).wrapping_mul(37).wrapping_add(11);
+                        }
+                        let d = (g.data_addr() + 512) & !7;
+                        let (e, ctx) = g.run(&[(Rdi, d + off), (Rcx, rcx), (Rax, 0x8000_0000_7fff_ff80)], cf);
+                        assert_eq!(e, Exit::Breakpoint, "{name}");
+                        // RSP and RDI point into this guest's own buffers: left out.
+                        let mut gpr = ctx.cpu.gpr;
+                        gpr[Rsp as usize] = 0;
+                        gpr[Rdi as usize] = 0;
+                        results.push((g.data.clone(), gpr, status(&ctx)));
+                    }
+                    assert!(results[0] == results[1], "{name} at offset {off}, rcx {rcx:#x}, cf {cf}: locked {:?} plain {:?}",
+                        (results[1].1, results[1].2), (results[0].1, results[0].2));
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 400, "{checked}");
+}
+
+/// XCHG with memory and CMPXCHG (success and failure) at every width and alignment.
+#[test]
+fn xchg_and_cmpxchg_every_width_and_alignment() {
+    use iced_x86::{Code, Instruction, MemoryOperand, Register};
+    let m = MemoryOperand::with_base(Register::RDI);
+    for (bits, r, xc, cx) in [
+        (8u32, Register::CL, Code::Xchg_rm8_r8, Code::Cmpxchg_rm8_r8),
+        (16, Register::CX, Code::Xchg_rm16_r16, Code::Cmpxchg_rm16_r16),
+        (32, Register::ECX, Code::Xchg_rm32_r32, Code::Cmpxchg_rm32_r32),
+        (64, Register::RCX, Code::Xchg_rm64_r64, Code::Cmpxchg_rm64_r64),
+    ] {
+        let mask = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
+        let merge = |old: u64, v: u64| match bits {
+            32 => v & mask,
+            64 => v,
+            _ => (old & !mask) | (v & mask),
+        };
+        let xchg = enc(&Instruction::with2(xc, m, r).unwrap());
+        let mut cmpx = Instruction::with2(cx, m, r).unwrap();
+        cmpx.set_has_lock_prefix(true);
+        let cmpx = enc(&cmpx);
+        for &off in offsets(bits) {
+            let mem0 = 0x1122_3344_5566_7788u64;
+            let rcx = 0xa5a5_5a5a_c3c3_3c3cu64;
+            let rax0 = 0xffff_0000_ffff_0000u64;
+            let read = |g: &Guest, at: usize| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&g.data[at..at + 8]);
+                u64::from_le_bytes(b)
+            };
+            let setup = |code: &[u8]| {
+                let mut g = Guest::new(code);
+                let at = (((g.data_addr() + 512) & !7) - g.data_addr() + off) as usize;
+                g.data[at..at + 8].copy_from_slice(&mem0.to_le_bytes());
+                (g, at)
+            };
+            // xchg: memory gets the register, the register the memory.
+            let (mut g, at) = setup(&xchg);
+            let p = g.data_addr() + at as u64;
+            let (_, ctx) = g.run(&[(Rdi, p), (Rcx, rcx)], 0);
+            assert_eq!(read(&g, at) & mask, rcx & mask, "xchg m{bits} at {off}");
+            assert_eq!(read(&g, at) & !mask, mem0 & !mask, "xchg m{bits} at {off}: neighbours");
+            assert_eq!(ctx.cpu.get(Rcx), merge(rcx, mem0), "xchg m{bits} at {off}");
+            // cmpxchg, equal: memory gets rcx, ZF set, rax unchanged.
+            let (mut g, at) = setup(&cmpx);
+            let p = g.data_addr() + at as u64;
+            let rax = (rax0 & !mask) | (mem0 & mask);
+            let (_, ctx) = g.run(&[(Rdi, p), (Rcx, rcx), (Rax, rax)], 0);
+            assert_eq!(read(&g, at), (mem0 & !mask) | (rcx & mask), "cmpxchg m{bits} at {off}");
+            assert_eq!(status(&ctx) & fl::ZF, fl::ZF, "cmpxchg m{bits} at {off}");
+            assert_eq!(ctx.cpu.get(Rax), rax, "cmpxchg m{bits} at {off}");
+            // cmpxchg, different: memory unchanged, ZF clear, rax gets memory, CF as cmp.
+            let (mut g, at) = setup(&cmpx);
+            let p = g.data_addr() + at as u64;
+            let rax = rax0 | 1;
+            let (_, ctx) = g.run(&[(Rdi, p), (Rcx, rcx), (Rax, rax)], 0);
+            assert_eq!(read(&g, at), mem0, "cmpxchg m{bits} at {off} (mismatch)");
+            assert_eq!(status(&ctx) & fl::ZF, 0, "cmpxchg m{bits} at {off} (mismatch)");
+            assert_eq!(ctx.cpu.get(Rax), merge(rax, mem0), "cmpxchg m{bits} at {off} (mismatch)");
+            let cf = if (rax & mask) < (mem0 & mask) { fl::CF } else { 0 };
+            assert_eq!(status(&ctx) & fl::CF, cf, "cmpxchg m{bits} at {off} (mismatch)");
+        }
+    }
+}
+
+/// CMPXCHG8B and CMPXCHG16B (lock table and, when the CPU model has it, Zacas), match and
+/// mismatch; CMPXCHG8B also misaligned (split lock path).
+#[test]
+fn cmpxchg8b_and_16b() {
+    use iced_x86::{Code, Instruction, MemoryOperand, Register};
+    let m = MemoryOperand::with_base(Register::RDI);
+    let mut c8 = Instruction::with1(Code::Cmpxchg8b_m64, m).unwrap();
+    c8.set_has_lock_prefix(true);
+    let mut c16 = Instruction::with1(Code::Cmpxchg16b_m128, m).unwrap();
+    c16.set_has_lock_prefix(true);
+    for off in [0u64, 4] {
+        let mut g = Guest::new(&enc(&c8));
+        let at = (((g.data_addr() + 512) & !7) - g.data_addr() + off) as usize;
+        g.data[at..at + 8].copy_from_slice(&0x1111_2222_3333_4444u64.to_le_bytes());
+        let p = g.data_addr() + at as u64;
+        let regs = [(Rdi, p), (Rax, 0x3333_4444), (Rdx, 0x1111_2222), (Rbx, 0x5555_6666), (Rcx, 0x7777_8888)];
+        let (_, ctx) = g.run(&regs, 0);
+        assert_eq!(&g.data[at..at + 8], &0x7777_8888_5555_6666u64.to_le_bytes(), "cmpxchg8b at {off}");
+        assert_eq!(status(&ctx) & fl::ZF, fl::ZF);
+        let (_, ctx) = g.run(&regs, 0);
+        assert_eq!(status(&ctx) & fl::ZF, 0);
+        assert_eq!((ctx.cpu.get(Rdx), ctx.cpu.get(Rax)), (0x7777_8888, 0x5555_6666), "cmpxchg8b at {off}");
+    }
+    let mut g = Guest::new(&enc(&c16));
+    let at = (((g.data_addr() + 512) & !15) - g.data_addr()) as usize;
+    g.data[at..at + 8].copy_from_slice(&1u64.to_le_bytes());
+    g.data[at + 8..at + 16].copy_from_slice(&2u64.to_le_bytes());
+    let p = g.data_addr() + at as u64;
+    let regs = [(Rdi, p), (Rax, 1), (Rdx, 2), (Rbx, 3), (Rcx, 4)];
+    let (_, ctx) = g.run(&regs, 0);
+    assert_eq!(status(&ctx) & fl::ZF, fl::ZF);
+    assert_eq!(&g.data[at..at + 16], &[3u64.to_le_bytes(), 4u64.to_le_bytes()].concat()[..]);
+    let (_, ctx) = g.run(&regs, 0);
+    assert_eq!(status(&ctx) & fl::ZF, 0);
+    assert_eq!((ctx.cpu.get(Rax), ctx.cpu.get(Rdx)), (3, 4));
+    // Misaligned: #GP.
+    let (e, _) = g.run(&[(Rdi, p + 8)], 0);
+    assert_ne!(e, Exit::Breakpoint);
+}
+
+/// With the fault handler of [`faults_become_guest_exits`] installed: every kind of atomic
+/// sequence (AMO, LR/SC, in-doubleword loop, split-lock path, CMPXCHG16B lock table) touching
+/// an unmapped address faults at its guest instruction with the guest registers unchanged (and
+/// leaves no lock held: the same split form runs again afterwards).
+fn locked_accesses_fault_at_the_guest_instruction() {
+    use iced_x86::{Code, Instruction, MemoryOperand, Register};
+    let lk = |mut i: Instruction| {
+        i.set_has_lock_prefix(true);
+        i
+    };
+    let at = |d: i64| MemoryOperand::with_base_displ(Register::RCX, d);
+    let forms = [
+        lk(Instruction::with2(Code::Add_rm64_r64, at(0), Register::RDX).unwrap()),
+        lk(Instruction::with2(Code::Adc_rm32_r32, at(0), Register::EDX).unwrap()),
+        lk(Instruction::with2(Code::Add_rm16_r16, at(2), Register::DX).unwrap()),
+        lk(Instruction::with2(Code::Add_rm32_r32, at(6), Register::EDX).unwrap()),
+        lk(Instruction::with2(Code::Cmpxchg_rm64_r64, at(4), Register::RDX).unwrap()),
+        lk(Instruction::with2(Code::Bts_rm64_r64, at(0), Register::RDX).unwrap()),
+        Instruction::with2(Code::Xchg_rm8_r8, at(1), Register::DL).unwrap(),
+        lk(Instruction::with1(Code::Cmpxchg16b_m128, at(0)).unwrap()),
+        lk(Instruction::with2(Code::Add_rm32_r32, at(6), Register::EDX).unwrap()),
+    ];
+    for (n, f) in forms.iter().enumerate() {
+        let mut code = vec![0x48, 0xc7, 0xc3, 0x05, 0x00, 0x00, 0x00]; // mov rbx, 5
+        code.extend_from_slice(&enc(f));
+        let g = Guest::new(&code);
+        let start = g.code_addr();
+        // SAFETY: the code vector outlives the translator.
+        let src = unsafe { RangeSource::new(vec![(start, start + g.code.len() as u64)]) };
+        let mut tr = Translator::<Riscv64Backend>::new(Box::new(src)).expect("translator");
+        let map = tr.fault_map();
+        FAULT_MAP.store(std::sync::Arc::as_ptr(&map).cast_mut(), std::sync::atomic::Ordering::Release);
+        let mut ctx = ThreadCtx::new();
+        ctx.cpu.rip = start;
+        ctx.cpu.set(Rcx, 16); // unmapped
+        ctx.cpu.set(Rdx, 0x77);
+        ctx.cpu.set(Rax, 0x99);
+        ctx.cpu.set(Rsp, g.stack.as_ptr() as u64 + 4000);
+        // SAFETY: guest memory is ours.
+        let e = unsafe { tr.run(&mut ctx) };
+        assert!(matches!(e, Exit::Fault(ref x) if x.signo == libc::SIGSEGV && x.addr < 4096), "form {n}: {e:?}");
+        assert_eq!(ctx.cpu.rip, start + 7, "form {n}: at the locked instruction");
+        assert_eq!((ctx.cpu.get(Rbx), ctx.cpu.get(Rcx), ctx.cpu.get(Rdx), ctx.cpu.get(Rax)), (5, 16, 0x77, 0x99), "form {n}");
+        drop(tr);
+        drop(map);
+    }
 }

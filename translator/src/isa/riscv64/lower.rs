@@ -6,7 +6,7 @@
 use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register, RflagsBits};
 
 use super::asm::{Asm, Ext, Label};
-use super::encode::{fits_i12, Op, Reg};
+use super::encode::{enc_i, fits_i12, Op, Reg, FENCE_R, FENCE_W};
 use super::flags::{self, Kind};
 use super::regs::{self, CTX, F_RES, F_SRC1, F_SRC2};
 use crate::cpu::{Gpr, OFF_FS_BASE, OFF_GPR, OFF_GS_BASE, OFF_RIP};
@@ -218,9 +218,27 @@ pub fn translate(block: &GuestBlock, limit: usize, split: bool, base: u64, ext: 
 }
 
 /// Fill the inline cache of [`Lower::jump_indirect`] whose link site is at `site`: the cached
-/// guest target, the miss jump (now to the table) and the site (now to `host`), in an order
-/// that is safe for other threads running the block meanwhile: every intermediate state
-/// reaches the table or the right code. `link` encodes the site's jump.
+/// guest target (`S-8`), the miss jump (`S-12`, now to the table) and the site (`S`, now to
+/// `host`), each one naturally aligned 8- or 4-byte store (`CodeMemory::patch` makes it one
+/// atomic write), in this order. `link` encodes the site's jump.
+///
+/// Why a thread running the block meanwhile, on another hart, is always right: every prefix of
+/// the writes leaves a correct block.
+/// - Nothing written: the empty tag (`EMPTY_TAG`) is a non-canonical address, never equal to
+///   a guest target, so the cache misses into the fill exit (the dispatcher, which knows the
+///   site is being or has been filled).
+/// - Tag written: a match goes to `S`, which still jumps to the table (correct for any
+///   target); a miss still takes the fill exit.
+/// - Tag and miss jump written: a miss goes to the table.
+/// - All three: a match reaches `host`.
+///
+/// So a reader can pair the new tag with the old target (the table: correct) but never a new
+/// target with an old tag: the only old tag is `EMPTY_TAG`, which matches nothing (and the
+/// jump at `S` is fetched only once the branch on the loaded tag has resolved). This relies on a
+/// filled cache never being filled again with another guest while a thread may run the block
+/// (the dispatcher fills an `INDIRECT` site once; unlinking restores only the 8 site bytes and
+/// relinking targets the same guest), because a reader that loaded the old tag could otherwise
+/// fetch the new target.
 pub fn fill_inline_cache(
     site: u64,
     guest: u64,
@@ -233,6 +251,11 @@ pub fn fill_inline_cache(
     patch(site - 12, &miss.to_le_bytes());
     patch(site, link);
 }
+
+/// The tag of an empty inline cache: the words `addi zero,zero,0` and `addi zero,zero,-1`,
+/// which read as a u64 are `0xfff00013_00000013`, non-canonical (bits 63..48 set, bit 47 clear),
+/// so never an x86-64 guest address.
+pub const EMPTY_TAG: u64 = 0xfff0_0013_0000_0013;
 
 /// The fault-map repair word for the registers lent to an instruction: [`NO_FIXUP`] for none,
 /// else the first one's index in the low nibble and, if a second was lent, its index + 1 in the
@@ -698,9 +721,19 @@ impl Lower<'_> {
         self.a.sd(F_SRC1, CTX, flags::OFF_SRC1);
         self.a.sd(F_SRC2, CTX, flags::OFF_SRC2);
         self.a.sd(F_RES, CTX, flags::OFF_RES);
+        // In TSO-fence mode a helper's own guest-memory accesses (SSE/x87 operands) are plain
+        // Rust loads and stores: full fences around the call keep x86's order around them. The
+        // flag helper touches only the context.
+        let fence = self.a.ext.tso_fences && slot != OFF_MAT_FN;
+        if fence {
+            self.a.fence(FENCE_R | FENCE_W, FENCE_R | FENCE_W);
+        }
         self.a.mv(Reg::A0, CTX);
         self.a.ld(Reg::RA, CTX, slot);
         self.a.i(Op::Jalr, Reg::RA, Reg::RA, 0);
+        if fence {
+            self.a.fence(FENCE_R | FENCE_W, FENCE_R | FENCE_W);
+        }
         for g in regs::CALLER_SAVED_GUESTS {
             self.a.ld(regs::guest(g), CTX, (OFF_GPR + 8 * g as usize) as i32);
         }
@@ -738,11 +771,12 @@ impl Lower<'_> {
     /// A link site (initially jumping to a stub that exits with LOOKUP) for guest `target`.
     pub fn link_to(&mut self, target: u64) {
         self.sync_kind();
+        self.align_link_site();
         let site = self.a.pos();
         self.mark_resume_point(site, target);
         let l = self.a.label();
         self.a.j(l);
-        self.a.addi(Reg::ZERO, Reg::ZERO, 0);
+        self.a.j(l);
         self.link_sites.push(LinkSite { offset: site, target });
         self.stubs.push((l, StubKind::Link { target, site, flags: None }));
     }
@@ -755,14 +789,29 @@ impl Lower<'_> {
             FState::Lazy { kind, bits, synced: false } => Some((kind, bits)),
             _ => None,
         };
+        self.align_link_site();
         let site = self.a.pos();
         // The flags are dead at `target`, so stale flags in the kind word are harmless there.
         self.mark_resume_point(site, target);
         let l = self.a.label();
         self.a.j(l);
-        self.a.addi(Reg::ZERO, Reg::ZERO, 0);
+        self.a.j(l);
         self.link_sites.push(LinkSite { offset: site, target });
         self.stubs.push((l, StubKind::Link { target, site, flags }));
+    }
+
+    /// Pad with a `nop` so that the link site emitted next is 8-byte aligned: the dispatcher
+    /// patches it with one 8-byte atomic store (`CodeMemory::patch`), so a thread running it
+    /// sees the old or the new pair of words, never one of each. Both words of an unlinked site
+    /// jump to its stub, and both forms of a linked one ([`crate::isa::Backend::encode_link`])
+    /// decide in their first word or need both new words: a hart that fetched the two words
+    /// at different times (RISC-V promises single-instruction fetch atomicity only) still
+    /// reaches the stub or the target, because `(auipc, j stub)` goes to the stub and
+    /// `(j stub, jalr)` never reaches the `jalr`.
+    fn align_link_site(&mut self) {
+        if !(self.base + u64::from(self.a.pos())).is_multiple_of(8) {
+            self.a.addi(Reg::ZERO, Reg::ZERO, 0);
+        }
     }
 
     /// Record that at host offset `site` (a link site) the guest state is exact and about to
@@ -802,14 +851,15 @@ impl Lower<'_> {
             self.a.addi(Reg::ZERO, Reg::ZERO, 0);
         }
         self.a.word(super::encode::enc_u(Op::Auipc, x, 0));
-        self.a.ld(y, x, 16);
+        // Raw (never fenced): the cached word sits at a fixed distance from the `auipc`.
+        self.a.word(enc_i(Op::Ld, y, x, 16));
         let (hit, fill, table) = (self.a.label(), self.a.label(), self.a.label());
         self.a.b(Op::Beq, y, t, hit);
         self.a.j(fill);
-        // The empty cache holds two `nop` words (so the block disassembles cleanly). A guest
-        // target equal to that value only reaches the unfilled site, which goes to the table.
-        self.a.addi(Reg::ZERO, Reg::ZERO, 0);
-        self.a.addi(Reg::ZERO, Reg::ZERO, 0);
+        // The empty cache: `EMPTY_TAG`, two words that disassemble cleanly and make a
+        // non-canonical address, so no guest target matches it.
+        self.a.word(EMPTY_TAG as u32);
+        self.a.word((EMPTY_TAG >> 32) as u32);
         self.a.bind(hit);
         let site = self.a.pos();
         self.a.j(table);
@@ -821,10 +871,18 @@ impl Lower<'_> {
         self.a.slli(x, x, 4);
         self.a.ld(y, CTX, OFF_LOOKUP as i32);
         self.a.r(Op::Add, x, x, y);
-        self.a.ld(y, x, 0);
+        // The dispatcher publishes an entry as guest = EMPTY, host, then guest (release); the
+        // host load must not be satisfied before the guest load, which RVWMO allows for two
+        // independent loads. `guest ^ target` (zero on a hit) added to the host load's address
+        // makes it address-dependent on the guest load (RVWMO preserved program order, rule 9),
+        // so no fence is needed in any mode. Both loads are shared-table reads, not guest
+        // accesses: emitted raw, without the TSO fences.
+        self.a.word(enc_i(Op::Ld, y, x, 0));
         let miss = self.a.label();
-        self.a.b(Op::Bne, y, t, miss);
-        self.a.ld(x, x, 8);
+        self.a.r(Op::Xor, y, y, t);
+        self.a.b(Op::Bne, y, Reg::ZERO, miss);
+        self.a.r(Op::Add, x, x, y);
+        self.a.word(enc_i(Op::Ld, x, x, 8));
         self.a.i(Op::Jalr, Reg::ZERO, x, 0);
         self.a.bind(miss);
         self.a.sd(t, CTX, OFF_RIP as i32);
@@ -892,7 +950,7 @@ impl Lower<'_> {
             | M::Cmovnp | M::Cmovl | M::Cmovge | M::Cmovle | M::Cmovg | M::Cmovo | M::Cmovno => {
                 self.lower_move(i)
             }
-            _ if super::cx16::is_cx16(i) => self.lower_cx16(i),
+            _ if super::atomic::is_cx16(i) => self.lower_cx16(i),
             _ if super::x87::is_x87(i) => self.lower_x87(i),
             _ if super::sse::is_sse(i) => self.lower_sse(i),
             _ => self.lower_other(i),

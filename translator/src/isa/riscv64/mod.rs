@@ -5,8 +5,32 @@
 //! Layout: `encode.rs` (formats and opcodes), `disasm.rs` (the printer tests use), `asm.rs` (the
 //! code buffer), `regs.rs` (the register map), `flags.rs` (lazy flags), `lower.rs` (block driver,
 //! operands, exits), `cond.rs` (conditions), `alu.rs` (arithmetic), `ctl.rs` (moves, stack,
-//! control flow, strings, atomics). `sse*.rs` and `x87*.rs` (SSE and x87 lowering) belong to
+//! control flow, strings), `atomic.rs` (locked and atomic read-modify-writes). `sse*.rs` and `x87*.rs` (SSE and x87 lowering) belong to
 //! their own owners and plug into `Lower::insn` through one dispatch arm each.
+//!
+//! Memory order: x86 is TSO, RVWMO is weaker. On a host with Ztso (probed with `riscv_hwprobe`)
+//! the hardware keeps x86's order and no fence is emitted. Otherwise, once the process runs a
+//! second guest thread ([`Backend::threads_started`] switches [`Ext::tso_fences`] on and the
+//! dispatcher drops every translation), guest loads and stores carry the fences of the
+//! TSO → RVWMO mapping of the RISC-V unprivileged ISA manual, appendix "RVWMO Explanatory
+//! Material", section "Code Porting and Mapping Guidelines", table "Mappings from TSO operations
+//! to RISC-V operations" (riscv/riscv-isa-manual, `src/mm-eplan.adoc`):
+//!
+//! ```text
+//!  x86 (TSO)          RVWMO
+//!  load               l{b|h|w|d}; fence r,rw
+//!  store              fence rw,w; s{b|h|w|d}
+//!  atomic RMW         amo<op>.aqrl  (here also lr.aqrl / sc.rl loops, see atomic.rs)
+//!  MFENCE             fence rw,rw   (SFENCE fence w,w, LFENCE fence r,r)
+//! ```
+//!
+//! `Asm::i`/`Asm::s` add them to every load and store that is not relative to the context
+//! register (the thread's own), so every lowering gets them; a call of a Rust helper that may
+//! touch guest memory itself (`Lower::call_helper`, the x87 helper: FXSAVE, FNSTENV...) is
+//! bracketed by `fence rw,rw` (the SSE helper works on operands staged in the context by fenced
+//! generated code). A single-threaded
+//! process runs unfenced code. `LDNC_TSO=auto|fence|off` overrides: `fence` fences from the start,
+//! `off` never fences.
 //!
 //! Faults: every block reports where each guest instruction's code starts (`take_pc_map`), and
 //! [`redirect_fault`] (riscv64 hosts) rebuilds the guest state from a host signal context.
@@ -16,8 +40,8 @@
 
 pub mod alu;
 pub mod asm;
+pub mod atomic;
 pub mod cond;
-pub mod cx16;
 pub mod ctl;
 pub mod disasm;
 pub mod encode;
@@ -30,6 +54,8 @@ pub mod x87;
 
 #[cfg(test)]
 mod emit_tests;
+#[cfg(test)]
+mod atomic_tests;
 #[cfg(all(test, target_arch = "riscv64"))]
 mod exec_tests;
 
@@ -55,13 +81,42 @@ pub struct Riscv64Backend {
     profile: bool,
     /// Log every block's host code (`LDNC_RV_DUMP`), read once.
     dump: bool,
+    /// The memory-order mode (`LDNC_TSO`), read once.
+    tso: TsoMode,
+}
+
+/// When guest loads and stores carry TSO fences (`LDNC_TSO`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TsoMode {
+    /// Not with Ztso; otherwise from the process's second thread on.
+    #[default]
+    Auto,
+    /// Always (from the first translation).
+    Fence,
+    /// Never (a multi-threaded guest may then see RVWMO reorderings).
+    Off,
+}
+
+/// Parse an `LDNC_TSO` value (`auto`, `fence` or `off`; anything else is `auto`).
+pub fn parse_tso(s: &str) -> TsoMode {
+    match s.trim() {
+        "fence" => TsoMode::Fence,
+        "off" => TsoMode::Off,
+        _ => TsoMode::Auto,
+    }
 }
 
 impl Riscv64Backend {
     /// A backend emitting code for exactly these extensions (tests, and hosts where probing is
     /// overridden).
     pub fn with_ext(ext: Ext) -> Riscv64Backend {
-        Riscv64Backend { ext, blocks: 0, bytes: 0, pc_map: Vec::new(), profile: false, dump: false }
+        Riscv64Backend { ext, blocks: 0, bytes: 0, pc_map: Vec::new(), profile: false, dump: false, tso: TsoMode::Auto }
+    }
+
+    /// Apply a memory-order mode: `Fence` fences from now on, the others start unfenced.
+    pub fn set_tso(&mut self, mode: TsoMode) {
+        self.tso = mode;
+        self.ext.tso_fences = mode == TsoMode::Fence;
     }
 
     /// The extensions in use.
@@ -70,7 +125,8 @@ impl Riscv64Backend {
     }
 }
 
-/// Parse an `LDNC_RISCV_EXT` value: a comma-separated subset of `zba,zbb,zicond`, or `none`.
+/// Parse an `LDNC_RISCV_EXT` value: a comma-separated subset of `zba,zbb,zicond,zacas,ztso`, or
+/// `none`.
 pub fn parse_ext(s: &str) -> Ext {
     let mut e = Ext::default();
     for w in s.split(',').map(str::trim) {
@@ -78,6 +134,8 @@ pub fn parse_ext(s: &str) -> Ext {
             "zba" => e.zba = true,
             "zbb" => e.zbb = true,
             "zicond" => e.zicond = true,
+            "zacas" => e.zacas = true,
+            "ztso" => e.ztso = true,
             _ => {}
         }
     }
@@ -99,6 +157,8 @@ fn hwprobe() -> Ext {
     const KEY_IMA_EXT_0: i64 = 4;
     const EXT_ZBA: u64 = 1 << 3;
     const EXT_ZBB: u64 = 1 << 4;
+    const EXT_ZTSO: u64 = 1 << 33;
+    const EXT_ZACAS: u64 = 1 << 34;
     const EXT_ZICOND: u64 = 1 << 35;
     let mut pair: [i64; 2] = [KEY_IMA_EXT_0, 0];
     // SAFETY: one key/value pair, no CPU set; the kernel writes only into `pair`.
@@ -107,7 +167,14 @@ fn hwprobe() -> Ext {
         return Ext::default();
     }
     let v = pair[1] as u64;
-    Ext { zba: v & EXT_ZBA != 0, zbb: v & EXT_ZBB != 0, zicond: v & EXT_ZICOND != 0 }
+    Ext {
+        zba: v & EXT_ZBA != 0,
+        zbb: v & EXT_ZBB != 0,
+        zicond: v & EXT_ZICOND != 0,
+        ztso: v & EXT_ZTSO != 0,
+        zacas: v & EXT_ZACAS != 0,
+        tso_fences: false,
+    }
 }
 
 #[cfg(not(target_arch = "riscv64"))]
@@ -165,6 +232,7 @@ impl Backend for Riscv64Backend {
 
     fn new() -> Self {
         let mut b = Riscv64Backend::with_ext(probe_ext());
+        b.set_tso(crate::env_knob("LDNC_TSO").map_or(TsoMode::Auto, |v| parse_tso(&v)));
         b.dump = crate::env_knob("LDNC_RV_DUMP").is_some();
         if profile::enabled_by_env() {
             profile::enable();
@@ -237,6 +305,15 @@ impl Backend for Riscv64Backend {
 
     fn take_pc_map(&mut self) -> Vec<crate::fault::PcEntry> {
         core::mem::take(&mut self.pc_map)
+    }
+
+    fn threads_started(&mut self) -> bool {
+        // Ztso keeps x86's order in hardware; `fence` mode fenced from the start; `off` never.
+        if self.tso != TsoMode::Auto || self.ext.ztso || self.ext.tso_fences {
+            return false;
+        }
+        self.ext.tso_fences = true;
+        true
     }
 
     fn flush_icache(&self, start: u64, len: usize) {

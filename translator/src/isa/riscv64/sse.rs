@@ -516,7 +516,9 @@ impl Lower<'_> {
     }
 
     /// Call [`sse_ops::rv_sse_op`] with descriptor `d`, preserving the guest registers the host
-    /// ABI does not. Scratch registers do not survive.
+    /// ABI does not. Scratch registers do not survive. The helper works on the context only
+    /// (memory operands are staged there by generated code, whose accesses carry the TSO
+    /// fences), so no fence is needed around it.
     fn sse_call(&mut self, d: u64) {
         for g in regs::CALLER_SAVED_GUESTS {
             self.a.sd(regs::guest(g), CTX, (OFF_GPR + 8 * g as usize) as i32);

@@ -14,7 +14,7 @@
 
 use iced_x86::{EncodingKind, Instruction, Mnemonic, OpKind};
 
-use super::encode::{Op, Reg};
+use super::encode::{Op, Reg, FENCE_R, FENCE_W};
 use super::flags;
 use super::lower::{FState, LResult, Loc, Lower, Unsupp, OFF_STATUS};
 use super::regs::{self, CTX};
@@ -70,16 +70,21 @@ impl Lower<'_> {
             if p.ptr {
                 let r = self.addr_reg(at);
                 self.a.sd(r, CTX, word(STAGE));
-                // Touch the first and last byte (rewriting them for a store) so that a bad
-                // address faults here, in generated code mapped back to the instruction, and
-                // not inside the helper.
+                // Touch the first and last byte so that a bad address faults here, in generated
+                // code mapped back to the instruction, and not inside the helper. For a store,
+                // an `amoor.w zero,zero` on the aligned word holding the byte checks write access
+                // without rewriting anything (a load and store back could undo another thread's
+                // write in between).
                 let len = x87_ops::area_len(i.code()) as i32;
                 let writes = !matches!(i.mnemonic(), Mnemonic::Fldenv | Mnemonic::Frstor | Mnemonic::Fxrstor | Mnemonic::Fxrstor64);
                 let t = self.tmp();
                 for off in [0, len - 1] {
-                    self.a.i(Op::Lbu, t, r, off);
                     if writes {
-                        self.a.s(Op::Sb, t, r, off);
+                        self.a.addi(t, r, off);
+                        self.a.i(Op::Andi, t, t, -4);
+                        self.a.amo(Op::AmoorW, false, false, Reg::ZERO, t, Reg::ZERO);
+                    } else {
+                        self.a.i(Op::Lbu, t, r, off);
                     }
                 }
             } else {
@@ -141,7 +146,16 @@ impl Lower<'_> {
         self.a.li(Reg::A1, d);
         self.a.mv(Reg::A0, CTX);
         self.a.li(Reg::RA, x87_ops::rv_x87_op as *const () as u64);
+        // Some x87 helpers read or write a guest memory area themselves (FXSAVE, FNSTENV...):
+        // in TSO-fence mode full fences keep x86's order around them (see mod.rs).
+        let fence = self.a.ext.tso_fences;
+        if fence {
+            self.a.fence(FENCE_R | FENCE_W, FENCE_R | FENCE_W);
+        }
         self.a.i(Op::Jalr, Reg::RA, Reg::RA, 0);
+        if fence {
+            self.a.fence(FENCE_R | FENCE_W, FENCE_R | FENCE_W);
+        }
         for g in regs::CALLER_SAVED_GUESTS {
             self.a.ld(regs::guest(g), CTX, (OFF_GPR + 8 * g as usize) as i32);
         }
