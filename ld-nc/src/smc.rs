@@ -44,6 +44,11 @@ fn slot_of(page: u64) -> usize {
 }
 
 fn find(page: u64) -> Option<&'static AtomicU64> {
+    // Page 0 is the empty marker (and never guest code): without this check a NULL-page fault
+    // "found" an empty slot, turned it into a tombstone and retried the fault, once per slot.
+    if page <= TOMBSTONE {
+        return None;
+    }
     let mut i = slot_of(page);
     for _ in 0..SLOTS {
         let v = WATCHED[i].load(Ordering::Acquire);
@@ -377,6 +382,14 @@ mod tests {
         assert!(is_watched(p + PAGE), "probe chains survive removal");
         unwatch(p, p + 2 * PAGE);
         assert!(!is_watched(p + PAGE));
+    }
+
+    #[test]
+    fn page_zero_is_never_watched() {
+        // A NULL-page fault asks for page 0, which is also the empty-slot marker.
+        assert!(!is_watched(0));
+        assert!(!remove(0));
+        assert!(!remove(TOMBSTONE));
     }
 
     #[test]

@@ -200,6 +200,25 @@ impl<B: Backend> Translator<B> {
         }
     }
 
+    /// Run `fork` (a host fork(2)) with the translator's locks held, so the child — where only the
+    /// calling thread exists — finds them free and consistent; in the child (`fork` returned 0)
+    /// only the calling thread's registration is kept.
+    pub fn fork_locked(&self, fork: &mut dyn FnMut() -> i32) -> i32 {
+        let g = self.lock();
+        let mut list = self.threads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let pid = fork();
+        if pid == 0 {
+            let me = self.current_slot_ptr();
+            list.retain(|t| core::ptr::eq(Arc::as_ptr(t), me));
+            // SAFETY: gettid has no preconditions.
+            let tid = unsafe { libc::gettid() };
+            list.iter().for_each(|t| t.tid.store(tid, Ordering::Relaxed));
+        }
+        drop(list);
+        drop(g);
+        pid
+    }
+
     /// Whether a second guest thread was ever started.
     pub fn is_multithreaded(&self) -> bool {
         self.multithreaded.load(Ordering::Acquire)

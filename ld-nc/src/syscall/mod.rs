@@ -33,6 +33,11 @@ pub trait CodeCache {
 
     /// Start a guest thread with registers `cpu` sharing this translator and `proc`; its tid.
     fn spawn_thread(&self, cpu: CpuState, proc: &mut Process, clear_tid: u64) -> Result<u32, i32>;
+
+    /// Run `fork` with the translator's locks held (see `Translator::fork_locked`).
+    fn fork_locked(&self, fork: &mut dyn FnMut() -> i32) -> i32 {
+        fork()
+    }
 }
 
 impl<B: translator::Backend + 'static> CodeCache for translator::Translator<B> {
@@ -45,6 +50,10 @@ impl<B: translator::Backend + 'static> CodeCache for translator::Translator<B> {
         // and process of the running guest, which live in the main thread's `run` frame until
         // the process ends.
         unsafe { crate::threads::spawn(self as *const Self, proc as *mut Process, cpu, clear_tid) }
+    }
+
+    fn fork_locked(&self, fork: &mut dyn FnMut() -> i32) -> i32 {
+        translator::Translator::fork_locked(self, fork)
     }
 }
 

@@ -161,8 +161,16 @@ const CLONE_CHILD_SETTID: u64 = 0x100_0000;
 fn fork_like(sys: &mut Sys<'_>, flags: u64, newsp: u64, ptid: u64, ctid: u64, tls: u64) -> SysRet {
     let vfork = flags & CLONE_VFORK != 0;
     let fds = if vfork { vfork_pipe() } else { None };
-    // SAFETY: ld-nc has one thread, so the child's copy of the host libc is consistent.
-    let pid = unsafe { libc::fork() };
+    // Other guest threads may be translating or changing the memory record: their locks are held
+    // across the fork (translator first, then the record: the lock order), so the child, where
+    // only this thread exists, finds them free. The process lock is this thread's already.
+    let mem = sys.proc.mem.clone();
+    let pid = sys.code.fork_locked(&mut || {
+        let _record = mem.borrow_mut();
+        // SAFETY: the locks ld-nc's own code takes are held by this thread; the host libc makes
+        // its own state (malloc) consistent in the child.
+        unsafe { libc::fork() }
+    });
     if pid < 0 {
         let e = crate::mem::errno();
         if let Some((r, w)) = fds {

@@ -68,6 +68,7 @@ fn is_plain_access(l: &str) -> bool {
 /// The locked forms as instructions with their LOCK prefix (XCHG without: it is implicit), the
 /// memory operand at [rdi] and any register operand CL/CX/ECX/RCX, and the width of the atomic
 /// access: (description, instruction, width).
+#[cfg_attr(not(target_arch = "riscv64"), allow(dead_code, reason = "also used by the exec tests, which run only on riscv64"))]
 pub(super) fn locked_instructions() -> Vec<(String, Instruction, u32)> {
     let start = |b: &[u8]| {
         let mut d = iced_x86::Decoder::new(64, b, iced_x86::DecoderOptions::NONE);

@@ -274,3 +274,21 @@ fn filling_an_inline_cache_patches_its_guard_miss_path_and_link() {
     assert_eq!(site.wrapping_add(4).wrapping_add(rel as i64 as u64), base + 0x1000);
     assert!(!b.fill_inline_cache(site + 1, 0, 0, &mut |_, _| {}), "only known sites");
 }
+
+#[test]
+fn rcx_branches_reach_both_paths_whatever_the_alignment() {
+    // k NOPs, then `jrcxz taken; mov eax,1; int3; taken: mov eax,2; int3`: the link fields are
+    // padded to alignment, which must never separate the rel8 branch from its fall-through jump.
+    static CODE: [u8; 20] = [
+        0x90, 0x90, 0x90, 0x90, 0xe3, 0x06, 0xb8, 0x01, 0x00, 0x00, 0x00, 0xcc, 0xb8, 0x02, 0x00, 0x00, 0x00, 0xcc, 0x90,
+        0x90,
+    ];
+    for k in 0..4 {
+        let code: &'static [u8] = &CODE[4 - k..];
+        for (rcx, want) in [(0u64, 2u64), (1, 1)] {
+            let (e, ctx) = run(code, |c| c.cpu.set(crate::Gpr::Rcx, rcx));
+            assert_eq!(e, Exit::Breakpoint, "k={k} rcx={rcx}");
+            assert_eq!(ctx.cpu.get(crate::Gpr::Rax), want, "k={k} rcx={rcx}");
+        }
+    }
+}

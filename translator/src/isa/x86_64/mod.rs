@@ -363,6 +363,10 @@ impl X86Backend {
                 let mut copy = *i;
                 // `op rel8` with the target past the 5-byte fall-through `jmp rel32`.
                 let len = 2 + u64::from(has_addr_prefix(i));
+                // No padding may come between the rel8 branch and the fall-through jmp (whose
+                // rel32 is aligned for patching); padding before the taken jmp is NOPs the
+                // branch runs through.
+                a.align_field(len + 1, 4);
                 copy.set_near_branch64(a.ip() + len + 5);
                 a.insn(&copy)?;
                 let fall = a.jmp_rel32(a.ip())?;
