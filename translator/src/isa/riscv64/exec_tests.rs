@@ -39,7 +39,7 @@ impl Guest {
         let start = self.code_addr();
         // SAFETY: the code vector outlives the translator, which is dropped at the end of `run`.
         let src = unsafe { RangeSource::new(vec![(start, start + self.code.len() as u64)]) };
-        let mut tr = Translator::<Riscv64Backend>::new(Box::new(src)).expect("translator");
+        let tr = Translator::<Riscv64Backend>::new(Box::new(src)).expect("translator");
         let mut ctx = ThreadCtx::new();
         ctx.cpu.rip = start;
         ctx.cpu.rflags = rflags | fl::FIXED1 | fl::IF;
@@ -401,7 +401,7 @@ fn faults_become_guest_exits() {
     let start = g.code_addr();
     // SAFETY: the code vector outlives the translator.
     let src = unsafe { RangeSource::new(vec![(start, start + g.code.len() as u64)]) };
-    let mut tr = Translator::<Riscv64Backend>::new(Box::new(src)).expect("translator");
+    let tr = Translator::<Riscv64Backend>::new(Box::new(src)).expect("translator");
     let map = tr.fault_map();
     FAULT_MAP.store(std::sync::Arc::as_ptr(&map).cast_mut(), std::sync::atomic::Ordering::Release);
     // SAFETY: installing a handler that only touches the translator's signal-safe structures.
@@ -659,7 +659,7 @@ fn locked_accesses_fault_at_the_guest_instruction() {
         let start = g.code_addr();
         // SAFETY: the code vector outlives the translator.
         let src = unsafe { RangeSource::new(vec![(start, start + g.code.len() as u64)]) };
-        let mut tr = Translator::<Riscv64Backend>::new(Box::new(src)).expect("translator");
+        let tr = Translator::<Riscv64Backend>::new(Box::new(src)).expect("translator");
         let map = tr.fault_map();
         FAULT_MAP.store(std::sync::Arc::as_ptr(&map).cast_mut(), std::sync::atomic::Ordering::Release);
         let mut ctx = ThreadCtx::new();

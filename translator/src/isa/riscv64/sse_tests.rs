@@ -376,7 +376,7 @@ mod exec {
         let start = code.as_ptr() as u64;
         // SAFETY: `code` outlives the translator, dropped at the end of this function.
         let src = unsafe { RangeSource::new(vec![(start, start + code.len() as u64)]) };
-        let mut tr = Translator::<Riscv64Backend>::new(Box::new(src)).expect("translator");
+        let tr = Translator::<Riscv64Backend>::new(Box::new(src)).expect("translator");
         let mut ctx = ThreadCtx::new();
         ctx.cpu.rip = start;
         ctx.cpu.rflags = fl::FIXED1 | fl::IF;

@@ -417,7 +417,7 @@ fn sequence_runs_translated_like_the_host() {
     let start = code.as_ptr() as u64;
     // SAFETY: the code vector outlives the translator, dropped at the end of the test.
     let src = unsafe { crate::frontend::RangeSource::new(vec![(start, start + code.len() as u64)]) };
-    let mut tr = Translator::<super::super::Riscv64Backend>::new(Box::new(src)).expect("translator");
+    let tr = Translator::<super::super::Riscv64Backend>::new(Box::new(src)).expect("translator");
     let mut ctx = ThreadCtx::new();
     ctx.cpu.rip = start;
     ctx.cpu.set(Gpr::Rsp, stack.as_ptr() as u64 + 8 * 500);
@@ -552,7 +552,7 @@ fn unmasked_exception_is_reported_unsupported() {
     let start = code.as_ptr() as u64;
     // SAFETY: the code array outlives the translator, dropped at the end of the test.
     let src = unsafe { crate::frontend::RangeSource::new(vec![(start, start + code.len() as u64)]) };
-    let mut tr = Translator::<super::super::Riscv64Backend>::new(Box::new(src)).expect("translator");
+    let tr = Translator::<super::super::Riscv64Backend>::new(Box::new(src)).expect("translator");
     let mut ctx = ThreadCtx::new();
     ctx.cpu.rip = start;
     ctx.cpu.set(Gpr::Rsp, stack.as_ptr() as u64 + 8 * 500);
