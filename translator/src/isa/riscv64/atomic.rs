@@ -165,6 +165,7 @@ impl Lower<'_> {
     /// the old value, zero-extended. Uses `t0` and up to four more scratch registers.
     pub fn atomic_rmw(&mut self, p: Reg, bits: u32, op: Rmw) -> Reg {
         let t0 = regs::T0;
+        let mark = self.temps_mark();
         let old = self.tmp();
         let new = self.tmp();
         let aux = self.tmp();
@@ -190,7 +191,9 @@ impl Lower<'_> {
             self.split_rmw(p, bits, op, old, new, aux);
         }
         self.a.bind(done);
-        old
+        // Only `old` outlives the sequence: the others go back to the pool, so the caller can
+        // still write a high-byte register or compute flags (e.g. `lock xadd [m], bh`).
+        self.compact(mark, old)
     }
 
     /// Naturally aligned 32/64-bit operand: one AMO, or an LR/SC loop.
