@@ -143,7 +143,17 @@ pub fn resolve_in_root(root: &Path, path: &Path) -> Result<PathBuf, String> {
         if links > MAX_LINKS {
             return Err(format!("{}: too many levels of symbolic links", here.display()));
         }
-        let target = std::fs::read_link(&here).map_err(|e| format!("{}: {e}", here.display()))?;
+        let target = match std::fs::read_link(&here) {
+            Ok(t) => t,
+            // Not a link after all: under qemu-user with `-L PREFIX`, readlink may look at
+            // PREFIX's copy of the path (a folder) where lstat saw the real link; the kernel
+            // follows the real link when the path is opened.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                done.push(c);
+                continue;
+            }
+            Err(e) => return Err(format!("{}: {e}", here.display())),
+        };
         if target.is_absolute() {
             done.clear();
         }

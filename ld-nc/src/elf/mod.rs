@@ -556,6 +556,9 @@ mod mutation_tests {
                     prev_end = s.vaddr + s.memsz;
                 }
                 assert!(img.hi() - img.lo() <= MAX_SPAN);
+                if let Some(path) = &img.interp {
+                    assert!(!path.is_empty() && !path.contains(&0));
+                }
             }
         }
         assert!(accepted > 0, "some mutations stay valid");
