@@ -26,6 +26,10 @@ fi
 # when the riscv64 test binary spawns them.
 export LDNC_ORACLE="${CARGO_TARGET_DIR:-$PWD/target}/debug/x86-oracle"
 export LDNC_RUNNER="qemu-riscv64 -L /usr/riscv64-linux-gnu"
+# Dynamic x86_64 programs need their interpreter and libraries; ld-nc has no default guest root on
+# riscv64, and here they are installed at their usual paths (qemu's -L only redirects paths that
+# exist under its prefix).
+export LDNC_GUEST_ROOT="${LDNC_GUEST_ROOT:-/}"
 step cargo build -p ld-nc --target $RV
 step cargo test --workspace --target $RV
 

@@ -15,5 +15,8 @@ fuzz_target!(|data: &[u8]| {
             prev_end = s.vaddr + s.memsz;
         }
         assert!(img.hi() - img.lo() <= ld_nc::elf::MAX_SPAN);
+        if let Some(path) = &img.interp {
+            assert!(!path.is_empty() && !path.contains(&0), "PT_INTERP is one non-empty C string");
+        }
     }
 });

@@ -6,6 +6,8 @@
 //! `syscalls`, `signals`, `translate`, `all`) routed to `log` targets. `LDNC_EXEC_WRAPPER` is a
 //! command put before ld-nc when a guest execs an x86_64 program (for a host that can only run
 //! ld-nc through an emulator, e.g. `qemu-riscv64 -L /usr/riscv64-linux-gnu` in tests).
+//! `LDNC_GUEST_ROOT` is the folder a dynamic program's x86_64 interpreter is found under
+//! ([`crate::elf::interp`]).
 
 use std::ffi::OsString;
 use std::fmt;
@@ -109,9 +111,17 @@ pub struct Config {
     pub debug: DebugFlags,
     /// `LDNC_EXEC_WRAPPER`, split into words (empty if unset).
     pub exec_wrapper: Vec<String>,
+    /// `LDNC_GUEST_ROOT`, or this host's default (none on a non-x86_64 host).
+    pub guest_root: Option<PathBuf>,
 }
 
 impl Config {
+    /// Take `LDNC_GUEST_ROOT` (ignored with AT_SECURE).
+    pub fn with_guest_root(mut self, value: Option<&std::ffi::OsStr>, secure: bool) -> Config {
+        self.guest_root = crate::elf::interp::guest_root(value, secure);
+        self
+    }
+
     /// Take `LDNC_EXEC_WRAPPER` (ignored with AT_SECURE).
     pub fn with_exec_wrapper(mut self, value: Option<&str>, secure: bool) -> Config {
         self.exec_wrapper = match (secure, value) {
@@ -151,11 +161,12 @@ impl fmt::Display for CliError {
 
 /// Usage text.
 pub const USAGE: &str = "usage: ld-nc [--argv0 NAME] [--] PROG [ARGS...]\n\
-    runs the static x86_64 Linux program PROG\n\
+    runs the x86_64 Linux program PROG (static, or dynamic with its own x86_64 ld.so)\n\
     \x20      ld-nc --check-manifest [--host-lib PATH] MANIFEST...\n\
     checks bridge manifests against the host libraries' real exports\n\
     environment: LDNC_DEBUG=load,syscalls,signals,translate,bridge,all (and perfmap)\n\
-    \x20            LDNC_HOST_LIBRARY_PATH=DIR:DIR (host libraries searched first)";
+    \x20            LDNC_HOST_LIBRARY_PATH=DIR:DIR (host libraries searched first)\n\
+    \x20            LDNC_GUEST_ROOT=DIR (where a dynamic program's x86_64 interpreter is found)";
 
 /// Parse ld-nc's own arguments (without argv[0]) and the environment knobs.
 pub fn parse<I: IntoIterator<Item = OsString>>(
@@ -190,7 +201,8 @@ pub fn parse<I: IntoIterator<Item = OsString>>(
         }
         _ => DebugFlags::default(),
     };
-    Ok(Config { prog: PathBuf::from(prog), args: gargs, debug, exec_wrapper: Vec::new() })
+    let guest_root = crate::elf::interp::guest_root(None, secure);
+    Ok(Config { prog: PathBuf::from(prog), args: gargs, debug, exec_wrapper: Vec::new(), guest_root })
 }
 
 /// Whether ld-nc itself runs with AT_SECURE.

@@ -1,6 +1,7 @@
-//! Process setup and the run loop: load the program, build the initial stack, then alternate
-//! between translated guest code and the runtime (syscalls, faults, signal delivery) until the
-//! guest exits.
+//! Process setup and the run loop: load the program (and, for a dynamic program, its own x86_64
+//! interpreter as a guest object — see [`crate::elf::interp`] for how this departs from
+//! DESIGN.md), build the initial stack, then alternate between translated guest code and the
+//! runtime (syscalls, faults, signal delivery) until the guest exits.
 
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -85,11 +86,37 @@ pub fn setup(cfg: &Config, env: Vec<(OsString, OsString)>) -> Result<Guest, Stri
         target: "ldnc::load",
         "{}: {} at [{:#x}, {:#x}), entry {:#x}",
         cfg.prog.display(),
-        if image.pie { "static-pie" } else { "static" },
+        match (image.pie, image.interp.is_some()) {
+            (false, false) => "static",
+            (true, false) => "static-pie",
+            (false, true) => "dynamic",
+            (true, true) => "dynamic PIE",
+        },
         loaded.lo,
         loaded.hi,
         loaded.entry
     );
+    // A dynamic program starts in its interpreter, which finds the program through AT_PHDR and
+    // AT_ENTRY and itself through AT_BASE.
+    let (start, interp_base) = match &image.interp {
+        None => (loaded.entry, 0),
+        Some(interp) => {
+            let (path, ii, ib) =
+                elf::interp::read(&cfg.prog, interp, cfg.guest_root.as_deref()).map_err(|e| e.to_string())?;
+            let il = load::map_image_near(&ii, &ib, &mut mem.borrow_mut(), 0)
+                .map_err(|e| format!("{}: interpreter {}: {e}", cfg.prog.display(), path.display()))?;
+            log::info!(
+                target: "ldnc::load",
+                "interpreter {}: at [{:#x}, {:#x}), base {:#x}, entry {:#x}",
+                path.display(),
+                il.lo,
+                il.hi,
+                il.bias,
+                il.entry
+            );
+            (il.entry, il.bias)
+        }
+    };
 
     // The stack: anywhere the kernel likes (top-down, so high).
     let rw = libc::PROT_READ | libc::PROT_WRITE;
@@ -131,6 +158,7 @@ pub fn setup(cfg: &Config, env: Vec<(OsString, OsString)>) -> Result<Guest, Stri
         phdr,
         phnum: u64::from(image.phnum),
         entry: loaded.entry,
+        base: interp_base,
         ids,
         secure,
         hwcap: translator::cpuid::hwcap(),
@@ -145,9 +173,10 @@ pub fn setup(cfg: &Config, env: Vec<(OsString, OsString)>) -> Result<Guest, Stri
     unsafe { core::ptr::copy_nonoverlapping(img.bytes.as_ptr(), img.sp as *mut u8, img.bytes.len()) };
 
     let mut ctx = ThreadCtx::new();
-    ctx.cpu.rip = loaded.entry;
+    ctx.cpu.rip = start;
     ctx.cpu.set(Gpr::Rsp, img.sp);
-    // No rtld fini function for a static program.
+    // As the kernel's ELF_PLAT_INIT: no rtld fini function yet (a dynamic program's interpreter
+    // passes its own to the program's entry).
     ctx.cpu.set(Gpr::Rdx, 0);
 
     let exe = std::fs::read_link("/proc/self/exe").unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
@@ -295,7 +324,9 @@ pub fn main<B: Backend + 'static>() -> ! {
         std::process::exit(crate::hostlib::check_main(&args[1..], extra.as_deref()));
     }
     let cfg = match crate::config::parse(std::env::args_os().skip(1), env_debug.as_deref(), secure) {
-        Ok(c) => c.with_exec_wrapper(wrapper.as_deref(), secure),
+        Ok(c) => c
+            .with_exec_wrapper(wrapper.as_deref(), secure)
+            .with_guest_root(std::env::var_os(crate::elf::interp::GUEST_ROOT_VAR).as_deref(), secure),
         Err(e @ (crate::config::CliError::Help | crate::config::CliError::Version)) => {
             println!("{e}");
             std::process::exit(0)

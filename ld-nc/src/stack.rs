@@ -38,8 +38,10 @@ pub struct AuxValues {
     pub phdr: u64,
     /// AT_PHNUM.
     pub phnum: u64,
-    /// AT_ENTRY.
+    /// AT_ENTRY: the program's entry point (not the interpreter's).
     pub entry: u64,
+    /// AT_BASE: the interpreter's load base for a dynamic program, 0 for a static one.
+    pub base: u64,
     /// AT_UID, AT_EUID, AT_GID, AT_EGID.
     pub ids: [u64; 4],
     /// AT_SECURE.
@@ -95,7 +97,7 @@ pub fn build(top: u64, args: &[Vec<u8>], env: &[Vec<u8>], execfn: &[u8], aux: &A
         (at::AT_PHDR, aux.phdr),
         (at::AT_PHENT, 56),
         (at::AT_PHNUM, aux.phnum),
-        (at::AT_BASE, 0),
+        (at::AT_BASE, aux.base),
         (at::AT_FLAGS, 0),
         (at::AT_ENTRY, aux.entry),
         (at::AT_UID, aux.ids[0]),
@@ -169,6 +171,7 @@ mod tests {
             phdr: 0x400040,
             phnum: 9,
             entry: 0x401000,
+            base: 0,
             ids: [1000, 1001, 1002, 1003],
             secure: false,
             hwcap: 0x178bfbff,

@@ -49,6 +49,7 @@ cases = {
     "kernel-address.elf": elf(phdrs=[TEXT, (PT_LOAD, 6, 0x800, 0xffff800000000800, 0x100, 0x2000, 0x1000)]),
     "entry-outside.elf": elf(entry=0x500000),
     "entry-not-exec.elf": elf(entry=0x401900),
+    # PT_INTERP naming an empty path (its bytes are zero).
     "interp.elf": elf(phdrs=[(PT_INTERP, 4, 0x200, 0x400200, 0x1c, 0x1c, 1), TEXT]),
     "no-load.elf": elf(phdrs=[(6, 4, 64, 0x400040, 112, 112, 8)]),
 }

@@ -1,6 +1,7 @@
 /* The initial process state a loader builds: argv (with spaces, empty and non-ASCII arguments),
  * envp, and the auxiliary vector — AT_PAGESZ, AT_PLATFORM, AT_RANDOM, AT_PHDR/AT_PHNUM/AT_PHENT
- * and AT_ENTRY checked against this program's own ELF header, AT_EXECFN, AT_SECURE, AT_UID… —
+ * and AT_ENTRY checked against this program's own ELF header, AT_BASE (0, or the interpreter's
+ * ELF header for a dynamic program), AT_EXECFN, AT_SECURE, AT_UID… —
  * and the layout of argv/envp on the initial stack. */
 //! arg: hello
 //! arg: two words
@@ -60,7 +61,12 @@ int main(int argc, char **argv, char **envp) {
                                                  getauxval(AT_GID) == getgid() && getauxval(AT_EGID) == getegid());
     const char *execfn = (const char *)getauxval(AT_EXECFN);
     printf("AT_EXECFN basename %s\n", execfn ? base(execfn) : "(none)");
-    printf("AT_BASE %lu\n", getauxval(AT_BASE));
+    /* 0 for a static program; a dynamic one's interpreter: its ELF header is mapped there. */
+    uintptr_t at_base = getauxval(AT_BASE);
+    if (at_base == 0)
+        printf("AT_BASE 0\n");
+    else
+        printf("AT_BASE is an ELF header %d\n", memcmp((const void *)at_base, ELFMAG, SELFMAG) == 0);
 
     const ElfW(Ehdr) *eh = &__ehdr_start;
     uintptr_t bias = eh->e_type == ET_DYN ? (uintptr_t)eh : 0;

@@ -1,5 +1,6 @@
 //! Guest programs: discovering `tests/programs/*.c` with their per-program settings, compiling
-//! each with the three x86_64 toolchain variants (glibc static, glibc static-pie, musl static)
+//! each with the four x86_64 toolchain variants (glibc static, glibc static-pie, musl static,
+//! glibc dynamic)
 //! into a build folder with an mtime cache, and their golden outputs (reading, comparing and
 //! blessing).
 //!
@@ -35,16 +36,19 @@ pub enum Variant {
     GccStaticPie,
     /// `musl-gcc -static -O2`: musl, ET_EXEC.
     MuslStatic,
+    /// `gcc -O2`: glibc, a dynamic PIE run with its own x86_64 ld.so (the guest root's).
+    GccDynamic,
 }
 
 impl Variant {
-    pub const ALL: [Variant; 3] = [Variant::GccStatic, Variant::GccStaticPie, Variant::MuslStatic];
+    pub const ALL: [Variant; 4] = [Variant::GccStatic, Variant::GccStaticPie, Variant::MuslStatic, Variant::GccDynamic];
 
     pub const fn name(self) -> &'static str {
         match self {
             Variant::GccStatic => "gcc-static",
             Variant::GccStaticPie => "gcc-static-pie",
             Variant::MuslStatic => "musl-static",
+            Variant::GccDynamic => "gcc-dynamic",
         }
     }
 
@@ -54,6 +58,7 @@ impl Variant {
             Variant::GccStatic => ("gcc", &["-static", "-O2"]),
             Variant::GccStaticPie => ("gcc", &["-static-pie", "-O2", "-fPIE"]),
             Variant::MuslStatic => ("musl-gcc", &["-static", "-O2"]),
+            Variant::GccDynamic => ("gcc", &["-O2"]),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Mapping a checked [`Image`] into this address space at its guest addresses: one reservation for
-//! the whole span (at the link address for ET_EXEC, where the kernel likes for static-pie), file
+//! the whole span (at the link address for ET_EXEC, near a hint for ET_DYN: the kernel's
+//! `ELF_ET_DYN_BASE` for a program, anywhere free for an interpreter), file
 //! bytes copied in, bss left zero, then each page given its segment's protection without
 //! PROT_EXEC, and the guest protections recorded in the [`GuestMap`].
 
@@ -25,15 +26,22 @@ pub struct Loaded {
     pub phdr: Option<u64>,
 }
 
-/// Map `image` (whose file bytes are `file`) and record it in `map`.
+/// Map `image` (whose file bytes are `file`) and record it in `map`; an ET_DYN program goes at
+/// [`PIE_BASE_HINT`] if that space is free.
 pub fn map_image(image: &Image, file: &[u8], map: &mut GuestMap) -> Result<Loaded, ElfError> {
+    map_image_near(image, file, map, PIE_BASE_HINT)
+}
+
+/// [`map_image`] with the address an ET_DYN image should go at if that space is free (0: where
+/// the kernel likes, top-down below the stack, as it places a dynamic program's interpreter).
+pub fn map_image_near(image: &Image, file: &[u8], map: &mut GuestMap, hint: u64) -> Result<Loaded, ElfError> {
     let lo = image.lo();
     let span = image.hi() - lo;
     let rw = libc::PROT_READ | libc::PROT_WRITE;
     let anon = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
     let base = if image.pie {
         // SAFETY: without MAP_FIXED the kernel only uses free address space.
-        unsafe { host_mmap(PIE_BASE_HINT, span, rw, anon, -1, 0) }
+        unsafe { host_mmap(hint, span, rw, anon, -1, 0) }
     } else {
         // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping.
         unsafe { host_mmap(lo, span, rw, anon | libc::MAP_FIXED_NOREPLACE, -1, 0) }

@@ -1,10 +1,12 @@
 //! The ELF reader for guest programs: it checks an x86_64 executable completely before anything
-//! is mapped — identity, type, every count and offset, segment sizes, alignment and overlap — and
-//! reduces it to an [`Image`], the few facts the loader and the process setup need.
+//! is mapped — identity, type, every count and offset, segment sizes, alignment and overlap, the
+//! PT_INTERP path — and reduces it to an [`Image`], the few facts the loader and the process setup
+//! need. The same reader checks a dynamic program's interpreter ([`interp`]).
 //!
 //! Parsing is goblin's (header and program headers); every bound goblin would trust is checked
 //! here first, so a malformed file gives one [`ElfError`] and never a panic.
 
+pub mod interp;
 pub mod load;
 
 use goblin::container::{Container, Ctx, Endian};
@@ -57,8 +59,11 @@ pub enum ElfError {
     PhdrsOutsideFile { phoff: u64, end: u64, file_len: u64 },
     /// goblin refused the headers.
     Parse(String),
-    /// A PT_INTERP segment: the program is dynamically linked.
-    Dynamic,
+    /// PT_INTERP of program header `index` lies outside the file, is empty, or is not one
+    /// NUL-terminated path.
+    BadInterp { index: usize },
+    /// More than one PT_INTERP.
+    TwoInterps,
     /// No PT_LOAD segment.
     NoLoad,
     /// `p_filesz > p_memsz` in program header `index`.
@@ -101,9 +106,12 @@ impl fmt::Display for ElfError {
                 "program headers [{phoff:#x}, {end:#x}) lie outside the file ({file_len} bytes)"
             ),
             ElfError::Parse(e) => write!(f, "malformed ELF: {e}"),
-            ElfError::Dynamic => {
-                write!(f, "has PT_INTERP: dynamic programs are not supported yet")
-            }
+            ElfError::BadInterp { index } => write!(
+                f,
+                "program header {index}: PT_INTERP lies outside the file, is empty or is not one \
+                 NUL-terminated path"
+            ),
+            ElfError::TwoInterps => write!(f, "more than one PT_INTERP program header"),
             ElfError::NoLoad => write!(f, "no PT_LOAD segment"),
             ElfError::FileszExceedsMemsz { index } => {
                 write!(f, "program header {index}: p_filesz is larger than p_memsz")
@@ -169,11 +177,15 @@ pub struct Segment {
     pub prot: u32,
 }
 
-/// What the loader needs from a checked static x86_64 executable.
+/// What the loader needs from a checked x86_64 executable (or a dynamic program's interpreter).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Image {
-    /// ET_DYN (static-pie): addresses are relative to a base the loader chooses.
+    /// ET_DYN (PIE, static-pie or a shared object such as ld.so): addresses are relative to a
+    /// base the loader chooses.
     pub pie: bool,
+    /// The PT_INTERP path without its NUL (the program is dynamically linked), checked to be
+    /// non-empty.
+    pub interp: Option<Vec<u8>>,
     /// `e_entry` (link-time).
     pub entry: u64,
     /// PT_LOAD segments in ascending address order.
@@ -231,7 +243,7 @@ pub fn read_file(path: &Path) -> Result<(Image, Vec<u8>), LoadError> {
     Ok((image, bytes))
 }
 
-/// Check `bytes` as a static x86_64 executable.
+/// Check `bytes` as an x86_64 executable (static or dynamic) or shared object.
 pub fn parse(bytes: &[u8]) -> Result<Image, ElfError> {
     if bytes.len() >= 4 && &bytes[..4] != header::ELFMAG {
         return Err(ElfError::NotElf);
@@ -283,9 +295,15 @@ pub fn parse(bytes: &[u8]) -> Result<Image, ElfError> {
     let mut segments: Vec<(usize, Segment)> = Vec::new();
     let mut phdr_vaddr = None;
     let mut exec_stack = false;
+    let mut interp = None;
     for (index, p) in phdrs.iter().enumerate() {
         match p.p_type {
-            ph::PT_INTERP => return Err(ElfError::Dynamic),
+            ph::PT_INTERP => {
+                if interp.is_some() {
+                    return Err(ElfError::TwoInterps);
+                }
+                interp = Some(interp_path(bytes, p).ok_or(ElfError::BadInterp { index })?);
+            }
             ph::PT_PHDR => phdr_vaddr = Some(p.p_vaddr),
             ph::PT_GNU_STACK => exec_stack = p.p_flags & ph::PF_X != 0,
             ph::PT_LOAD => {
@@ -347,6 +365,7 @@ pub fn parse(bytes: &[u8]) -> Result<Image, ElfError> {
     }
     Ok(Image {
         pie: h.e_type == header::ET_DYN,
+        interp,
         entry: h.e_entry,
         segments,
         phdr_vaddr,
@@ -356,6 +375,19 @@ pub fn parse(bytes: &[u8]) -> Result<Image, ElfError> {
         phdr_bytes: bytes[phoff..phoff + phnum * SIZEOF_PHDR].to_vec(),
         exec_stack,
     })
+}
+
+/// The path a PT_INTERP header `p` names: its file bytes (inside the file) up to the first NUL;
+/// as the kernel, the last byte must be a NUL. `None` if that does not hold or the path is empty.
+fn interp_path(bytes: &[u8], p: &ProgramHeader) -> Option<Vec<u8>> {
+    let start = usize::try_from(p.p_offset).ok()?;
+    let len = usize::try_from(p.p_filesz).ok()?;
+    let raw = bytes.get(start..start.checked_add(len)?)?;
+    if raw.last() != Some(&0) {
+        return None;
+    }
+    let path: Vec<u8> = raw.iter().take_while(|&&c| c != 0).copied().collect();
+    (!path.is_empty()).then_some(path)
 }
 
 /// Whether the file at `path` starts like an x86_64 ELF (for `execve`: such a program goes back
@@ -420,6 +452,41 @@ pub(crate) mod tests {
         assert_eq!(img.phdr_vaddr, Some(0x400040));
         assert_eq!(img.lo(), 0x400000);
         assert_eq!(img.hi(), 0x404000);
+    }
+
+    /// `tiny_exec` with a third program header, PT_INTERP of `filesz` bytes at file offset
+    /// 0x200 holding `path`.
+    fn with_interp(path: &[u8], offset: u64, filesz: u64) -> Vec<u8> {
+        let mut b = tiny_exec();
+        b[56] = 3; // e_phnum
+        let o = 176;
+        b[o..o + 4].copy_from_slice(&ph::PT_INTERP.to_le_bytes());
+        b[o + 4..o + 8].copy_from_slice(&ph::PF_R.to_le_bytes());
+        b[o + 8..o + 16].copy_from_slice(&offset.to_le_bytes());
+        b[o + 32..o + 40].copy_from_slice(&filesz.to_le_bytes());
+        b[o + 40..o + 48].copy_from_slice(&filesz.to_le_bytes());
+        b[0x200..0x200 + path.len()].copy_from_slice(path);
+        b
+    }
+
+    #[test]
+    fn pt_interp_path_is_checked() {
+        let ok = parse(&with_interp(b"/lib64/ld.so\0", 0x200, 13)).expect("valid");
+        assert_eq!(ok.interp.as_deref(), Some(&b"/lib64/ld.so"[..]));
+        assert_eq!(parse(&tiny_exec()).expect("valid").interp, None);
+        // As the kernel: the path ends at the first NUL, the last byte must be one.
+        let padded = parse(&with_interp(b"/ld.so\0\0\0", 0x200, 9)).expect("valid");
+        assert_eq!(padded.interp.as_deref(), Some(&b"/ld.so"[..]));
+        let bad = Err(ElfError::BadInterp { index: 2 });
+        assert_eq!(parse(&with_interp(b"/lib64/ld.so\0", 0x200, 12)), bad, "no final NUL");
+        assert_eq!(parse(&with_interp(b"\0", 0x200, 1)), bad, "empty");
+        assert_eq!(parse(&with_interp(b"", 0x200, 0)), bad, "no bytes");
+        assert_eq!(parse(&with_interp(b"", 0xff8, 16)), bad, "past the end");
+        assert_eq!(parse(&with_interp(b"", u64::MAX - 4, 16)), bad, "offset overflows");
+        let mut two = with_interp(b"/ld.so\0", 0x200, 7);
+        two[56] = 4;
+        two.copy_within(176..232, 232);
+        assert_eq!(parse(&two), Err(ElfError::TwoInterps));
     }
 
     #[test]
@@ -489,6 +556,9 @@ mod mutation_tests {
                     prev_end = s.vaddr + s.memsz;
                 }
                 assert!(img.hi() - img.lo() <= MAX_SPAN);
+                if let Some(path) = &img.interp {
+                    assert!(!path.is_empty() && !path.contains(&0));
+                }
             }
         }
         assert!(accepted > 0, "some mutations stay valid");

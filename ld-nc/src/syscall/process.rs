@@ -327,7 +327,8 @@ fn clone3(_: &mut Sys<'_>, _: [u64; 6]) -> SysRet {
 }
 
 /// Whether an exec'd program must run through ld-nc: an x86_64 ELF. On an x86_64 host, dynamic
-/// x86_64 programs (which ld-nc cannot run yet) are left to the kernel, which runs them natively.
+/// x86_64 programs are left to the kernel, which runs them natively and faster (ld-nc would run
+/// them with every library translated, see [`crate::elf::interp`]).
 fn runs_through_ldnc(p: &std::path::Path) -> bool {
     if !crate::elf::is_x86_64_elf(p) {
         return false;
@@ -335,7 +336,7 @@ fn runs_through_ldnc(p: &std::path::Path) -> bool {
     if cfg!(target_arch = "x86_64") {
         return !matches!(
             std::fs::read(p).map(|b| crate::elf::parse(&b)),
-            Ok(Err(crate::elf::ElfError::Dynamic))
+            Ok(Ok(crate::elf::Image { interp: Some(_), .. }))
         );
     }
     true
