@@ -1,7 +1,7 @@
 /* A lock-free single-producer/single-consumer ring as x86 code writes one: plain loads and stores
  * and compiler barriers only (x86's total store order makes the slot's store visible before the
  * index store that publishes it, and the consumer's slot load happen before its index store that
- * frees the slot). 10^6 sequence numbers pass through a 64-entry ring; the consumer checks each
+ * frees the slot). 10^6 sequence numbers pass through a 1024-entry ring; the consumer checks each
  * one's order and a checksum word stored with it. A missing store-store or load-load order on a
  * weaker host shows as a wrong or stale slot. Both sides spin with `pause` when the ring is full
  * or empty (no syscall). */
@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-enum { COUNT = 1000000, SIZE = 64 };
+enum { COUNT = 1000000, SIZE = 1024 };
 #define barrier() asm volatile("" ::: "memory")
 
 struct slot {
