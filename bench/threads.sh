@@ -73,6 +73,7 @@ gcc -static -O2 -pthread -o "$x86_prog" "$src" 2>"$out/build-x86_64.log" \
 riscv64-linux-gnu-gcc -static -O2 -pthread -o "$rv_prog" "$src" 2>"$out/build-riscv64.log" \
   || rv_err="riscv64-linux-gnu-gcc build failed (see $out/build-riscv64.log)"
 
+load_start=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
 expected="$out/expected.txt"
 if [[ -z "$x86_err" ]]; then
   "$x86_prog" 1 "$scale" >"$expected" 2>/dev/null || x86_err="native x86_64 run failed"
@@ -157,7 +158,8 @@ fi
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 echo
 echo "bench/threads.c scale $scale ($(head -c 40 "$expected" 2>/dev/null | awk '{print $2}') units), median of $runs run(s), $(nproc) CPUs"
-echo "speed-up = seconds with 1 thread / seconds with 2 threads (same total work)"
+echo "speed-up = seconds with 1 thread / seconds with 2 threads (same total work); it needs 2 idle"
+echo "cores: load average ${load_start:-?} at the start, $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null) at the end"
 echo "(riscv64 rows run under qemu-riscv64 on $(uname -m): compare ratios, not seconds)"
 printf '%-22s %10s %10s  %s\n' mode "1 thread" "2 threads" speed-up
 printf '%-22s %10s %10s  %s\n' ---- -------- --------- --------
