@@ -2,7 +2,9 @@
 # Installs everything ld-nc needs to build, test and demo on a fresh Debian machine that has only
 # Rust, gcc and Python: g++ and binutils (C++ guest programs, objdump), the riscv64 cross toolchain and qemu-user (riscv64 is tested under
 # emulation), musl-gcc and busybox-static (guest test programs), libclang (the manifest generator),
-# and Rust's riscv64 target. Safe to run twice: it installs only what is missing.
+# and Rust's riscv64 target; it downloads (never installs) Debian's static x86_64 Go programs that
+# tests/tests/go.rs runs (sysroot/fetch-guest-bins.sh). Safe to run twice: it installs only what is
+# missing.
 set -euo pipefail
 
 packages=(
@@ -32,4 +34,6 @@ if ! rustup target list --installed | grep -qx riscv64gc-unknown-linux-gnu; then
   echo "setup: adding Rust target riscv64gc-unknown-linux-gnu"
   rustup target add riscv64gc-unknown-linux-gnu
 fi
+# Debian's static Go programs for the `go` test, unpacked under sysroot/cache/ (gitignored).
+sh "$(dirname "$0")/../sysroot/fetch-guest-bins.sh"
 echo "setup: done"
