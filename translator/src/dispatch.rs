@@ -296,7 +296,7 @@ impl<B: Backend> Translator<B> {
             self.flush_locked(g);
         }
         let g = &mut *g;
-        let block = frontend::decode_block(g.source.as_ref(), pc);
+        let (block, volatile) = read_block_watched(g.source.as_ref(), pc);
         if block.insns.is_empty() {
             match block.end {
                 frontend::BlockEnd::Unfetchable(_) => return Err(Exit::NotExecutable),
@@ -326,7 +326,6 @@ impl<B: Backend> Translator<B> {
             })
             .collect();
         let (_, guest_end) = block.guest_range();
-        let volatile = g.source.watch_code(pc, guest_end);
         g.map.insert(pc, BlockInfo { host, guest_end, out_links, in_links: Vec::new(), volatile });
         self.blocks_translated.fetch_add(1, Ordering::Relaxed);
         if let Some(f) = g.perf_map.as_mut() {
@@ -426,6 +425,30 @@ thread_local! {
     /// The slot of the guest thread running on this host thread (for `flush_locked` to skip
     /// itself).
     static CURRENT_SLOT: core::cell::Cell<*const ThreadSlot> = const { core::cell::Cell::new(core::ptr::null()) };
+}
+
+/// Decode the block at `pc` and have the runtime watch its code for writes. Code on a page the
+/// guest can write may change between the read and the moment the page is watched (another
+/// thread writing it, which does not fault yet): so once watched, the bytes are read again, and
+/// the block decoded again until two reads agree — from then on any write faults and invalidates.
+fn read_block_watched(source: &dyn CodeSource, pc: u64) -> (frontend::GuestBlock, bool) {
+    let mut block = frontend::decode_block(source, pc);
+    loop {
+        if block.insns.is_empty() {
+            return (block, false);
+        }
+        let (_, end) = block.guest_range();
+        if !source.watch_code(pc, end) {
+            return (block, false);
+        }
+        let again = frontend::decode_block(source, pc);
+        let same = again.insns.len() == block.insns.len()
+            && again.insns.iter().zip(&block.insns).all(|(a, b)| a.bytes() == b.bytes());
+        if same {
+            return (block, true);
+        }
+        block = again;
+    }
 }
 
 fn unsupported_at(source: &dyn CodeSource, pc: u64) -> Unsupported {
