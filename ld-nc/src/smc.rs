@@ -324,9 +324,6 @@ extern "C" fn fault_handler(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *m
     }
 }
 
-/// Host alternate stack for ld-nc's own handlers (the guest's stack may be what overflowed).
-const ALT_STACK: usize = 256 << 10;
-
 /// Hook the translator's fault map, so faults in translated code reach the guest's handlers.
 pub fn install_fault_map(map: Arc<translator::fault::FaultMap>) {
     FAULTS.store(Arc::into_raw(map).cast_mut(), Ordering::Release);
@@ -335,32 +332,28 @@ pub fn install_fault_map(map: Arc<translator::fault::FaultMap>) {
 /// Hook the translator's SMC state and install the SIGSEGV/SIGBUS/SIGFPE/SIGILL handler.
 pub fn install(smc: Arc<SmcState>) -> Result<(), String> {
     SMC.store(Arc::into_raw(smc).cast_mut(), Ordering::Release);
-    // SAFETY: a fresh anonymous mapping for the alternate stack, leaked on purpose.
-    let stack = unsafe {
-        libc::mmap(
-            core::ptr::null_mut(),
-            ALT_STACK,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if stack != libc::MAP_FAILED {
-        let ss = libc::stack_t { ss_sp: stack, ss_flags: 0, ss_size: ALT_STACK };
-        // SAFETY: valid stack_t describing memory we own forever.
-        unsafe { libc::sigaltstack(&ss, core::ptr::null_mut()) };
-    }
+    // ld-nc's handlers run on an alternate stack: the guest's stack may be what overflowed.
+    crate::threads::install_altstack();
     for sig in [libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL] {
-        // SAFETY: all-zero is a valid sigaction; the handler only uses atomics and raw syscalls.
-        unsafe {
-            let mut sa: libc::sigaction = core::mem::zeroed();
-            sa.sa_sigaction = fault_handler as *const () as usize;
-            sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_NODEFER;
-            libc::sigemptyset(&mut sa.sa_mask);
-            if libc::sigaction(sig, &sa, core::ptr::null_mut()) != 0 {
-                return Err(format!("cannot install the fault handler: {}", std::io::Error::last_os_error()));
-            }
+        install_handler(sig, fault_handler, libc::SA_NODEFER).map_err(|e| format!("cannot install the fault handler: {e}"))?;
+    }
+    Ok(())
+}
+
+/// A host handler of ld-nc's own for `sig`, on the alternate stack, with `flags` added.
+pub fn install_handler(
+    sig: i32,
+    handler: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void),
+    flags: i32,
+) -> std::io::Result<()> {
+    // SAFETY: all-zero is a valid sigaction; ld-nc's handlers only use atomics and raw syscalls.
+    unsafe {
+        let mut sa: libc::sigaction = core::mem::zeroed();
+        sa.sa_sigaction = handler as *const () as usize;
+        sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | flags;
+        libc::sigemptyset(&mut sa.sa_mask);
+        if libc::sigaction(sig, &sa, core::ptr::null_mut()) != 0 {
+            return Err(std::io::Error::last_os_error());
         }
     }
     Ok(())

@@ -276,17 +276,8 @@ extern "C" fn kick_handler(_sig: libc::c_int, _info: *mut libc::siginfo_t, uc: *
 /// Install the kick handler (once per process). SA_RESTART: a kick that lands in a blocking
 /// syscall must not turn into a guest-visible EINTR.
 pub fn install_kick() -> Result<(), String> {
-    // SAFETY: all-zero is a valid sigaction; the handler is async-signal-safe.
-    unsafe {
-        let mut sa: libc::sigaction = core::mem::zeroed();
-        sa.sa_sigaction = kick_handler as *const () as usize;
-        sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
-        libc::sigemptyset(&mut sa.sa_mask);
-        if libc::sigaction(KICK_SIGNAL, &sa, core::ptr::null_mut()) != 0 {
-            return Err(format!("cannot install the kick handler: {}", std::io::Error::last_os_error()));
-        }
-    }
-    Ok(())
+    crate::smc::install_handler(KICK_SIGNAL, kick_handler, libc::SA_RESTART)
+        .map_err(|e| format!("cannot install the kick handler: {e}"))
 }
 
 /// A raw pointer handed to the new host thread.

@@ -5,8 +5,10 @@
 //! - [`ldnc`]: which host this is and how to start ld-nc on it;
 //! - [`process`]: running a child with a time limit and capturing everything it printed;
 //! - [`known`]: the KNOWN-FAILING lists;
-//! - [`trial`]: the per-case test runner the `harness = false` integration tests use.
+//! - [`trial`]: the per-case test runner the `harness = false` integration tests use;
+//! - [`compare`]: native-versus-ld-nc comparison and fixture helpers of the real-program tests.
 
+pub mod compare;
 pub mod guest;
 pub mod known;
 pub mod ldnc;

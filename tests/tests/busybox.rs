@@ -10,8 +10,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
+use ldnc_tests::compare::{native_vs_ldnc, set_mtime, Rng};
 use ldnc_tests::known::KnownFailing;
 use ldnc_tests::ldnc::{self, Host, Launcher};
 use ldnc_tests::process::{self, Output};
@@ -101,36 +102,19 @@ fn cases(numbers: &[u8]) -> Vec<Case> {
     ]
 }
 
-/// A small deterministic generator (xorshift64*) for the input files.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
-
 const WORDS: [&str; 12] = ["apple", "walnut", "cherry", "date", "elder", "fig", "grape", "wheat", "kiwi", "lime", "mango", "nut"];
 
 fn generate_inputs() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
     let mut r = Rng(0x1234_5678_9abc_def1);
-    let numbers: String = (0..1500).map(|_| format!("{}\n", (r.next() % 20000) as i64 - 5000)).collect();
+    let numbers: String = (0..1500).map(|_| format!("{}\n", (r.next_u64() % 20000) as i64 - 5000)).collect();
     let text: String = (0..400)
         .map(|i| {
-            let w = WORDS[(r.next() % WORDS.len() as u64) as usize];
-            format!("{w} {}\n", (r.next() % 1000) + i)
+            let w = WORDS[(r.next_u64() % WORDS.len() as u64) as usize];
+            format!("{w} {}\n", (r.next_u64() % 1000) + i)
         })
         .collect();
-    let blob: Vec<u8> = (0..100_000).map(|_| (r.next() >> 56) as u8).collect();
+    let blob: Vec<u8> = (0..100_000).map(|_| (r.next_u64() >> 56) as u8).collect();
     (numbers.into_bytes(), text.into_bytes(), blob)
-}
-
-fn set_mtime(path: &Path, secs: u64) -> std::io::Result<()> {
-    let t = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
-    fs::File::open(path)?.set_modified(t)
 }
 
 /// Builds the fixture folder from scratch: input files, a tree with fixed times and modes, and
@@ -205,50 +189,6 @@ fn run(busybox: &Path, dir: &Path, c: &Case, launcher: Option<&Launcher>) -> Res
     process::run(cmd, c.stdin.clone(), process::default_timeout()).map_err(|e| Failure::Setup(e.to_string()))
 }
 
-/// ld-nc adds one message of its own when the guest dies by a signal; everything else must match.
-fn without_ldnc_signal_note(stderr: &[u8], status: i32) -> Vec<u8> {
-    if status <= 128 {
-        return stderr.to_vec();
-    }
-    let mut out = Vec::new();
-    for line in stderr.split_inclusive(|&b| b == b'\n') {
-        if !line.starts_with(b"ld-nc") {
-            out.extend_from_slice(line);
-        }
-    }
-    out
-}
-
-fn compare(native: &Output, under: &Output) -> Result<(), Failure> {
-    let under_stderr = without_ldnc_signal_note(&under.stderr, under.status);
-    if native.stdout == under.stdout && native.stderr == under_stderr && native.status == under.status && !under.timed_out {
-        return Ok(());
-    }
-    let mut msg = String::from("under ld-nc the result differs from the native run\n");
-    if under.timed_out {
-        msg.push_str("  the ld-nc run TIMED OUT and was killed (LDNC_TIMEOUT sets the limit in seconds)\n");
-    }
-    if native.status != under.status {
-        msg.push_str(&format!("  exit status: native {}, ld-nc {}\n", native.status, under.status));
-    }
-    if native.stdout != under.stdout {
-        msg.push_str(&format!(
-            "  stdout ({} vs {} bytes): {}\n",
-            native.stdout.len(),
-            under.stdout.len(),
-            process::first_difference(&native.stdout, &under.stdout)
-        ));
-    }
-    if native.stderr != under_stderr {
-        msg.push_str(&format!(
-            "  stderr: native:\n{}\n  ld-nc:\n{}\n",
-            process::show(&native.stderr, 2000),
-            process::show(&under.stderr, 3000)
-        ));
-    }
-    Err(Failure::Case(msg))
-}
-
 fn main() -> ExitCode {
     let host = Host::current();
     let busybox = busybox_path();
@@ -297,7 +237,7 @@ fn main() -> ExitCode {
                 if native.timed_out {
                     return Err(Failure::Setup(format!("the native run of {:?} timed out", c.args)));
                 }
-                compare(&native, &run(busybox, dir, &c, Some(&launcher))?)
+                native_vs_ldnc(&native, &run(busybox, dir, &c, Some(&launcher))?)
             })
             .expect_failure(expected),
         );

@@ -14,8 +14,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
+
+use ldnc_tests::compare::{native_vs_ldnc, set_mtime, Rng};
 use ldnc_tests::ldnc::{self, Host, Launcher};
 use ldnc_tests::process::{self, Output};
 use ldnc_tests::trial::{self, Failure, Trial};
@@ -52,18 +53,6 @@ fn cases(text: &[u8]) -> Vec<Case> {
     ]
 }
 
-/// A small deterministic generator (xorshift64*) for the input files.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
-
 const WORDS: [&str; 8] = ["apple", "walnut", "cherry", "date", "wheat", "fig", "grape", "kiwi"];
 
 /// Builds the fixture folder: input files and a tree with fixed times and modes. Returns the text
@@ -77,11 +66,11 @@ fn make_fixture(dir: &Path) -> Result<Vec<u8>, String> {
     let _ = fs::remove_dir_all(dir);
     fs::create_dir_all(dir).map_err(io(dir))?;
     let mut r = Rng(0x0bad_5eed_1234_5678);
-    let numbers: String = (0..1000).map(|_| format!("{}\n", (r.next() % 20000) as i64 - 5000)).collect();
+    let numbers: String = (0..1000).map(|_| format!("{}\n", (r.next_u64() % 20000) as i64 - 5000)).collect();
     let text: String = (0..300)
-        .map(|i| format!("{} {}\n", WORDS[(r.next() % WORDS.len() as u64) as usize], (r.next() % 1000) + i))
+        .map(|i| format!("{} {}\n", WORDS[(r.next_u64() % WORDS.len() as u64) as usize], (r.next_u64() % 1000) + i))
         .collect();
-    let blob: Vec<u8> = (0..50_000).map(|_| (r.next() >> 56) as u8).collect();
+    let blob: Vec<u8> = (0..50_000).map(|_| (r.next_u64() >> 56) as u8).collect();
     for (name, data) in [("numbers.txt", numbers.as_bytes()), ("text.txt", text.as_bytes()), ("blob.bin", &blob)] {
         let p = dir.join(name);
         fs::write(&p, data).map_err(io(&p))?;
@@ -104,10 +93,6 @@ fn make_fixture(dir: &Path) -> Result<Vec<u8>, String> {
     Ok(text.into_bytes())
 }
 
-fn set_mtime(path: &Path, secs: u64) -> std::io::Result<()> {
-    fs::File::open(path)?.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
-}
-
 fn base_env(cmd: &mut Command) {
     cmd.env_clear().env("PATH", "/usr/bin:/bin").env("LC_ALL", "C").env("TZ", "UTC").env("HOME", "/nonexistent");
 }
@@ -124,35 +109,6 @@ fn run(dir: &Path, c: &Case, launcher: Option<&Launcher>) -> Result<Output, Fail
         cmd.envs(ldnc::passthrough_env());
     }
     process::run(cmd, c.stdin.clone(), process::default_timeout()).map_err(|e| Failure::Setup(e.to_string()))
-}
-
-fn compare(native: &Output, under: &Output) -> Result<(), Failure> {
-    if native.stdout == under.stdout && native.stderr == under.stderr && native.status == under.status && !under.timed_out {
-        return Ok(());
-    }
-    let mut msg = String::from("under ld-nc the result differs from the native run\n");
-    if under.timed_out {
-        msg.push_str("  the ld-nc run TIMED OUT and was killed (LDNC_TIMEOUT sets the limit in seconds)\n");
-    }
-    if native.status != under.status {
-        msg.push_str(&format!("  exit status: native {}, ld-nc {}\n", native.status, under.status));
-    }
-    if native.stdout != under.stdout {
-        msg.push_str(&format!(
-            "  stdout ({} vs {} bytes): {}\n",
-            native.stdout.len(),
-            under.stdout.len(),
-            process::first_difference(&native.stdout, &under.stdout)
-        ));
-    }
-    if native.stderr != under.stderr {
-        msg.push_str(&format!(
-            "  stderr: native:\n{}\n  ld-nc:\n{}\n",
-            process::show(&native.stderr, 2000),
-            process::show(&under.stderr, 3000)
-        ));
-    }
-    Err(Failure::Case(msg))
 }
 
 /// On a host where ld-nc has no default guest root, the harness must be given one.
@@ -226,7 +182,7 @@ fn main() -> ExitCode {
             if native.timed_out {
                 return Err(Failure::Setup(format!("the native run of {} {:?} timed out", c.program, c.args)));
             }
-            compare(&native, &run(dir, &c, Some(&launcher))?)
+            native_vs_ldnc(&native, &run(dir, &c, Some(&launcher))?)
         }));
     }
     let report = trial::run(trials);

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::Arc;
 
+use ldnc_tests::compare::{native_vs_ldnc, Rng};
 use ldnc_tests::known::KnownFailing;
 use ldnc_tests::ldnc::{self, Host, Launcher};
 use ldnc_tests::process::{self, Output};
@@ -62,21 +63,6 @@ fn cases() -> Vec<Case> {
     .into_iter()
     .map(|c| if c.name == "gojq-stdin-slurp" { Case { stdin: Some("numbers"), ..c } } else { c })
     .collect()
-}
-
-/// A small deterministic generator (xorshift64*) for the input files.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 fn items_json(r: &mut Rng) -> String {
@@ -211,44 +197,6 @@ fn run(bins: &Path, dir: &Path, c: &Case, launcher: Option<&Launcher>) -> Result
     process::run(cmd, input, process::default_timeout()).map_err(|e| Failure::Setup(e.to_string()))
 }
 
-/// ld-nc adds one message of its own when the guest dies by a signal; everything else must match.
-fn without_ldnc_signal_note(stderr: &[u8], status: i32) -> Vec<u8> {
-    if status <= 128 {
-        return stderr.to_vec();
-    }
-    stderr.split_inclusive(|&b| b == b'\n').filter(|l| !l.starts_with(b"ld-nc")).flatten().copied().collect()
-}
-
-fn compare(native: &Output, under: &Output) -> Result<(), Failure> {
-    let under_stderr = without_ldnc_signal_note(&under.stderr, under.status);
-    if native.stdout == under.stdout && native.stderr == under_stderr && native.status == under.status && !under.timed_out {
-        return Ok(());
-    }
-    let mut msg = String::from("under ld-nc the result differs from the native run\n");
-    if under.timed_out {
-        msg.push_str("  the ld-nc run TIMED OUT and was killed (LDNC_TIMEOUT sets the limit in seconds)\n");
-    }
-    if native.status != under.status {
-        msg.push_str(&format!("  exit status: native {}, ld-nc {}\n", native.status, under.status));
-    }
-    if native.stdout != under.stdout {
-        msg.push_str(&format!(
-            "  stdout ({} vs {} bytes): {}\n",
-            native.stdout.len(),
-            under.stdout.len(),
-            process::first_difference(&native.stdout, &under.stdout)
-        ));
-    }
-    if native.stderr != under_stderr {
-        msg.push_str(&format!(
-            "  stderr: native:\n{}\n  ld-nc:\n{}\n",
-            process::show(&native.stderr, 2000),
-            process::show(&under.stderr, 3000)
-        ));
-    }
-    Err(Failure::Case(msg))
-}
-
 fn main() -> ExitCode {
     let host = Host::current();
     let bins = bins_dir();
@@ -296,7 +244,7 @@ fn main() -> ExitCode {
                 if native.timed_out {
                     return Err(Failure::Setup(format!("the native run of {} {:?} timed out", c.binary, c.args)));
                 }
-                compare(&native, &run(bins, dir, &c, Some(&launcher))?)
+                native_vs_ldnc(&native, &run(bins, dir, &c, Some(&launcher))?)
             })
             .expect_failure(expected),
         );
