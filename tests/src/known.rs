@@ -120,6 +120,21 @@ fn matches(e: &Entry, key: &[&str]) -> bool {
     e.key.len() == key.len() && e.key.iter().zip(key).all(|(a, b)| a == "*" || a == b)
 }
 
+/// The `known-failing-list` trial: the list at its path parses, and every line names at least one
+/// of `cases` (the full keys of every case the test has, on both hosts).
+pub fn list_trial(known: Result<KnownFailing, ParseError>, cases: Vec<Vec<String>>) -> crate::trial::Trial {
+    crate::trial::Trial::new("known-failing-list", move || {
+        let k = known.map_err(|e| crate::trial::Failure::Case(e.to_string()))?;
+        let keys: Vec<Vec<&str>> = cases.iter().map(|c| c.iter().map(String::as_str).collect()).collect();
+        let stale: Vec<String> = k.stale(&keys).iter().map(|e| format!("line {}: {}", e.line, e.key.join(" "))).collect();
+        if stale.is_empty() {
+            Ok(())
+        } else {
+            Err(crate::trial::Failure::Case(format!("KNOWN-FAILING lines that match no case:\n{}", stale.join("\n"))))
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,3 +172,4 @@ mod tests {
         assert_eq!(KnownFailing::parse("a b\n", 3).err(), Some(ParseError::TooFewFields { line: 1, wanted: 3 }));
     }
 }
+

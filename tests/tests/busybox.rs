@@ -206,22 +206,11 @@ fn main() -> ExitCode {
 
     let l = launcher.clone();
     let mut trials = vec![Trial::new("ld-nc-binary", move || l.map(|_| ()).map_err(|e| Failure::Setup(e.to_string())))];
-    {
-        let known = known.clone();
-        let names: Vec<&'static str> = all.iter().map(|c| c.name).collect();
-        trials.push(Trial::new("known-failing-list", move || {
-            let k = known.map_err(|e| Failure::Case(e.to_string()))?;
-            let keys: Vec<Vec<&str>> =
-                names.iter().flat_map(|n| [vec![*n, Host::X86_64.name()], vec![*n, Host::Riscv64.name()]]).collect();
-            let stale: Vec<String> =
-                k.stale(&keys).iter().map(|e| format!("line {}: {}", e.line, e.key.join(" "))).collect();
-            if stale.is_empty() {
-                Ok(())
-            } else {
-                Err(Failure::Case(format!("KNOWN-FAILING lines that match no case:\n{}", stale.join("\n"))))
-            }
-        }));
-    }
+    let hosts = [Host::X86_64, Host::Riscv64];
+    trials.push(ldnc_tests::known::list_trial(
+        known.clone(),
+        all.iter().flat_map(|c| hosts.map(|h| vec![c.name.to_string(), h.name().to_string()])).collect(),
+    ));
     let known = known.unwrap_or_default();
     for c in all {
         let expected = known

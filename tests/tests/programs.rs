@@ -161,28 +161,14 @@ fn main() -> ExitCode {
     let launcher: Result<Launcher, LocateError> = ldnc::locate();
 
     let mut trials = vec![binary_trial(&launcher)];
-    {
-        let known = known.clone();
-        let names: Vec<(String, Vec<Variant>)> = programs.iter().map(|p| (p.name.clone(), p.variants.clone())).collect();
-        trials.push(Trial::new("known-failing-list", move || {
-            let k = known.map_err(|e| Failure::Case(e.to_string()))?;
-            let mut cases = Vec::new();
-            for (n, variants) in &names {
-                for v in variants {
-                    for h in [Host::X86_64, Host::Riscv64] {
-                        cases.push(vec![n.as_str(), v.name(), h.name()]);
-                    }
-                }
-            }
-            let stale: Vec<String> =
-                k.stale(&cases).iter().map(|e| format!("line {}: {}", e.line, e.key.join(" "))).collect();
-            if stale.is_empty() {
-                Ok(())
-            } else {
-                Err(Failure::Case(format!("KNOWN-FAILING lines that match no case:\n{}", stale.join("\n"))))
-            }
-        }));
-    }
+    let hosts = [Host::X86_64, Host::Riscv64];
+    trials.push(ldnc_tests::known::list_trial(
+        known.clone(),
+        programs
+            .iter()
+            .flat_map(|p| p.variants.iter().flat_map(move |v| hosts.map(|h| vec![p.name.clone(), v.name().to_string(), h.name().to_string()])))
+            .collect(),
+    ));
     let known = known.unwrap_or_default();
     for program in &programs {
         for &variant in &program.variants {

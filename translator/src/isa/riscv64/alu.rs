@@ -56,16 +56,7 @@ impl Lower<'_> {
         if i.has_lock_prefix() && writes {
             return self.locked_binop(i, op, bits, live);
         }
-        // Carry-in first: materializing it may call a helper, which clobbers scratch registers.
-        let cin = if matches!(op, Bin::Adc | Bin::Sbb) {
-            let c = self.flag(Flag::C);
-            let s = regs::S9;
-            self.a.mv(s, c);
-            self.free_temps();
-            Some(s)
-        } else {
-            None
-        };
+        let cin = self.carry_in(op);
         let dst = self.loc(i, 0)?;
         let src = self.loc(i, 1)?;
         // `xor r, r` / `sub r, r`: a zero idiom, independent of the old value.
@@ -134,18 +125,22 @@ impl Lower<'_> {
     }
 
     /// `lock add/sub/and/or/xor/adc/sbb [m], r/imm`, every width: one atomic read-modify-write
+    /// ADC/SBB's carry-in, materialized first (that may call a helper, which clobbers scratch
+    /// registers) into `s9`, with the scratch pool freed; `None` for the other operations.
+    fn carry_in(&mut self, op: Bin) -> Option<Reg> {
+        if !matches!(op, Bin::Adc | Bin::Sbb) {
+            return None;
+        }
+        let c = self.flag(Flag::C);
+        let s = regs::S9;
+        self.a.mv(s, c);
+        self.free_temps();
+        Some(s)
+    }
+
     /// (`atomic.rs`), the flags from the value it replaced.
     fn locked_binop(&mut self, i: &Instruction, op: Bin, bits: u32, live: bool) -> LResult {
-        // Carry-in first: materializing it may call a helper, which clobbers scratch registers.
-        let cin = if matches!(op, Bin::Adc | Bin::Sbb) {
-            let c = self.flag(Flag::C);
-            let s = regs::S9;
-            self.a.mv(s, c);
-            self.free_temps();
-            Some(s)
-        } else {
-            None
-        };
+        let cin = self.carry_in(op);
         let Loc::Mem(at) = self.loc(i, 0)? else { return Err(Unsupp) };
         let p = self.addr_reg(at);
         let src = self.loc(i, 1)?;
