@@ -468,6 +468,7 @@ mod trampoline {
         ".p2align 2",
         ".option push",
         ".option norvc",
+        ".option arch, +d",
         ".globl ldnc_rv_native",
         ".type ldnc_rv_native, @function",
         "ldnc_rv_native:",
