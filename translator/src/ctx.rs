@@ -104,6 +104,8 @@ pub const OFF_HOST_SAVE: usize = core::mem::offset_of!(ThreadCtx, host_save);
 pub const OFF_SCRATCH: usize = core::mem::offset_of!(ThreadCtx, scratch);
 /// Offset of [`ThreadCtx::backend`].
 pub const OFF_BACKEND: usize = core::mem::offset_of!(ThreadCtx, backend);
+/// Offset of [`ThreadCtx::slot`] (the native-call routines clear and set `in_code` through it).
+pub const OFF_SLOT: usize = core::mem::offset_of!(ThreadCtx, slot);
 
 impl ThreadCtx {
     /// A context with the default CPU state and no lookup table (set by the translator).

@@ -30,10 +30,26 @@
 //!   none can enter stale code after the check. This design was chosen over epochs with retired
 //!   regions because reuse is rare (256 MiB of code) and it keeps the fault map, which signal
 //!   handlers read, a single append-only array.
+//! - **Native calls** (trap stubs, see [`crate::bridge`]): a thread calling a bridged host
+//!   function may stay there for long (a blocking `read`) and may re-enter guest code (a
+//!   callback runs a nested [`Translator::run`]), so it must not count as "in translated code",
+//!   and nothing it returns to may be in reusable cache memory. The stub's block (in the cache)
+//!   only moves the arguments and jumps to its backend's fixed native-call routine (hand-written,
+//!   in the binary's text: `ldnc_x86_native`, `ldnc_rv_native`), which stores the guest RSP in
+//!   `ctx.cpu` (for callbacks), clears `in_code` (through `ctx.slot`), calls the host function,
+//!   moves the result back, then sets `in_code` again, executes a full fence and reads the
+//!   global reuse-pending word ([`REUSE_PENDING`]). The flusher does the mirror image: it
+//!   raises the word, executes a full fence, then waits for every `in_code` to be false
+//!   (Dekker: at least one side sees the other's store). If a reuse is pending the routine
+//!   leaves for the dispatcher with LOOKUP at the guest return address (which waits for the lock
+//!   and so for the reuse to finish); otherwise it performs the `ret` itself: pop the return
+//!   address, probe the lookup table inline (which only ever names live code) and jump there or
+//!   exit with LOOKUP on a miss. The routine never holds a cache address across the call.
 //! - `threads_starting` (the second thread is about to exist) runs while the caller is still the
 //!   only thread, so the backend may switch to its multi-thread code (riscv64 fences) and drop the
 //!   old translations at once.
 
+use crate::bridge::{NativeFn, TrapTable};
 use crate::cache::{BlockInfo, BlockMap, CodeMemory, LookupEntry};
 use crate::cpuid::Features;
 use crate::ctx::{exit, ThreadCtx};
@@ -42,7 +58,7 @@ use crate::isa::Backend;
 use crate::fault::FaultMap;
 use crate::smc::SmcState;
 use crate::{Error, Exit, Unsupported};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Default size of the code cache.
@@ -51,6 +67,11 @@ pub const DEFAULT_CACHE_SIZE: usize = 256 << 20;
 /// Largest host code one block may need; the cache is flushed when less than this is free.
 const MAX_BLOCK_HOST_BYTES: usize = 64 << 10;
 
+/// Non-zero while some translator is reusing its code memory (a count: flushes of several
+/// translators may overlap). Read by the backends' native-call routines after a native call
+/// returns (see "Native calls" in the module docs); a spurious exit it causes is harmless.
+pub static REUSE_PENDING: AtomicU32 = AtomicU32::new(0);
+
 /// A guest thread as the dispatcher knows it: whether it is executing translated code now, and
 /// its host thread id (so a stop-the-world flush can interrupt it).
 #[derive(Debug, Default)]
@@ -58,6 +79,16 @@ const MAX_BLOCK_HOST_BYTES: usize = 64 << 10;
 pub struct ThreadSlot {
     in_code: AtomicBool,
     tid: AtomicI32,
+}
+
+/// Offset of the `in_code` byte in [`ThreadSlot`] (written by the native-call routines).
+pub const OFF_IN_CODE: usize = core::mem::offset_of!(ThreadSlot, in_code);
+
+impl ThreadSlot {
+    /// Whether the thread is executing translated code now (false inside a native call).
+    pub fn in_code(&self) -> bool {
+        self.in_code.load(Ordering::Acquire)
+    }
 }
 
 /// Translator state shared by the guest threads of one process (see the module docs for what is
@@ -94,6 +125,11 @@ struct Inner<B: Backend> {
     map: BlockMap,
     scratch: Vec<u8>,
     perf_map: Option<std::fs::File>,
+    /// The trap stubs (bridged native functions), if the runtime set them.
+    traps: Option<Arc<dyn TrapTable>>,
+    /// Every native function a block was made for: blocks embed their address, and a thread may
+    /// be inside one of their calls across any flush, so they live as long as the translator.
+    natives: Vec<Arc<NativeFn>>,
 }
 
 impl<B: Backend> std::fmt::Debug for Translator<B> {
@@ -127,6 +163,8 @@ impl<B: Backend> Translator<B> {
                 map,
                 scratch: Vec::with_capacity(MAX_BLOCK_HOST_BYTES),
                 perf_map: None,
+                traps: None,
+                natives: Vec::new(),
             }),
             lookup,
             smc,
@@ -184,6 +222,13 @@ impl<B: Backend> Translator<B> {
     /// instruction boundary (see `Exit::Interrupted`).
     pub fn set_kick(&self, kick: fn(i32)) {
         self.kick.store(kick as usize, Ordering::Release);
+    }
+
+    /// Set the table of trap stubs: from now on a block at an address it names is the native call
+    /// of that function (see [`crate::bridge`]). Set once before running; setting it again later
+    /// affects blocks translated afterwards (drop older ones with [`Self::flush`] if needed).
+    pub fn set_traps(&self, traps: Arc<dyn TrapTable>) {
+        self.lock().traps = Some(traps);
     }
 
     /// The process is about to get its second guest thread. Called by the thread creating it,
@@ -256,7 +301,23 @@ impl<B: Backend> Translator<B> {
     /// millisecond) until it leaves; it then waits for this lock like any thread entering the
     /// dispatcher. Threads only mark themselves "in code" while holding the lock, so none can
     /// enter old code after the check.
+    ///
+    /// Threads inside a native call are not in code and mark themselves again without the lock,
+    /// so the wait is bracketed by [`REUSE_PENDING`] (see "Native calls" in the module docs):
+    /// raised and fenced before the first look at `in_code`, lowered once the memory is reset.
     fn flush_locked(&self, g: &mut Inner<B>) {
+        REUSE_PENDING.fetch_add(1, Ordering::SeqCst);
+        std::sync::atomic::fence(Ordering::SeqCst);
+        self.wait_out_of_code();
+        g.map.clear();
+        g.code.reset();
+        self.faults.clear();
+        self.flushes.fetch_add(1, Ordering::Relaxed);
+        REUSE_PENDING.fetch_sub(1, Ordering::Release);
+    }
+
+    /// Wait until no other thread is in translated code, kicking those that are.
+    fn wait_out_of_code(&self) {
         let me = self.current_slot_ptr();
         let mut kicked_at: Option<std::time::Instant> = None;
         loop {
@@ -281,10 +342,6 @@ impl<B: Backend> Translator<B> {
             }
             std::thread::yield_now();
         }
-        g.map.clear();
-        g.code.reset();
-        self.faults.clear();
-        self.flushes.fetch_add(1, Ordering::Relaxed);
     }
 
     fn current_slot_ptr(&self) -> *const ThreadSlot {
@@ -296,6 +353,9 @@ impl<B: Backend> Translator<B> {
             self.flush_locked(g);
         }
         let g = &mut *g;
+        if let Some(f) = g.traps.as_ref().and_then(|t| t.native_at(pc)) {
+            return self.translate_native(g, pc, f);
+        }
         let (block, volatile) = read_block_watched(g.source.as_ref(), pc);
         if block.insns.is_empty() {
             match block.end {
@@ -334,6 +394,45 @@ impl<B: Backend> Translator<B> {
             let _ = writeln!(f, "{host:x} {:x} guest_{pc:x}", g.scratch.len());
         }
         log::trace!(target: "translator", "block {pc:#x} -> {host:#x} ({} insns)", block.insns.len());
+        Ok(host)
+    }
+
+    /// The block of the trap stub at `pc`: the native call of `f`, placed and published like any
+    /// block (so links and inline caches reach it directly).
+    fn translate_native(&self, g: &mut Inner<B>, pc: u64, f: Arc<NativeFn>) -> Result<u64, Exit> {
+        let refuse = |why: &str| {
+            log::error!(target: "translator", "cannot bridge {} (trap stub {pc:#x}): {why}", f.name);
+            Exit::Unsupported(Unsupported { pc, bytes: Vec::new(), text: format!("native call of {}: {why}", f.name) })
+        };
+        g.scratch.clear();
+        let base = (g.code.cursor() + 15) & !15;
+        let t = match g.backend.translate_native(&f, base, &mut g.scratch) {
+            Ok(t) => t,
+            Err(e) => return Err(refuse(&format!("{e:?}"))),
+        };
+        let Some(host) = g.code.push(&g.scratch) else { return Err(refuse("code cache full")) };
+        debug_assert_eq!(host, base);
+        g.backend.flush_icache(host, g.scratch.len());
+        self.faults.push(host, host + g.scratch.len() as u64, &g.backend.take_pc_map());
+        if !g.natives.iter().any(|n| Arc::ptr_eq(n, &f)) {
+            g.natives.push(Arc::clone(&f));
+        }
+        let out_links = t
+            .link_sites
+            .iter()
+            .map(|s| {
+                let at = s.offset as usize;
+                (host + u64::from(s.offset), s.target, g.scratch[at..at + B::LINK_SITE_LEN].to_vec())
+            })
+            .collect();
+        g.map.insert(pc, BlockInfo { host, guest_end: pc + 1, out_links, in_links: Vec::new(), volatile: false });
+        self.blocks_translated.fetch_add(1, Ordering::Relaxed);
+        if let Some(out) = g.perf_map.as_mut() {
+            use std::io::Write;
+            // Best effort: a failed write only loses profiling names.
+            let _ = writeln!(out, "{host:x} {:x} native_{}", g.scratch.len(), f.name);
+        }
+        log::trace!(target: "translator", "trap stub {pc:#x} ({}) -> {host:#x}", f.name);
         Ok(host)
     }
 
@@ -530,3 +629,7 @@ impl<B: Backend> Inner<B> {
 #[cfg(test)]
 #[path = "dispatch_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "bridge_exec_tests.rs"]
+mod bridge_tests;

@@ -5,6 +5,7 @@
 //! It knows nothing of ELF, syscalls or libraries: [`Translator::run`] executes guest code until
 //! something only the runtime can handle happens, and says what in an [`Exit`].
 
+pub mod bridge;
 pub mod cache;
 pub mod cpu;
 pub mod cpuid;
@@ -17,6 +18,7 @@ pub mod smc;
 
 use std::fmt;
 
+pub use bridge::{NativeFn, TrapTable};
 pub use cpu::{CpuState, Gpr};
 pub use ctx::ThreadCtx;
 pub use dispatch::Translator;

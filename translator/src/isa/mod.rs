@@ -82,6 +82,19 @@ pub trait Backend: Send {
         out: &mut Vec<u8>,
     ) -> Result<Translated, TranslateError>;
 
+    /// Translate the trap stub of the native function `f` into `out` (appending) as code that will
+    /// run at host address `base`: the arguments moved from the guest state to the host ABI by
+    /// `f.plan`, a jump to this backend's native-call routine (outside the code cache: see
+    /// "Native calls" in [`crate::dispatch`]), which calls `f.host`, moves the result back and
+    /// performs the x86 `ret`. `f` stays alive at this address as long as the translator does,
+    /// so the block may embed a pointer to it.
+    fn translate_native(
+        &mut self,
+        f: &crate::bridge::NativeFn,
+        base: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<Translated, TranslateError>;
+
     /// Encode into `out` a jump at host address `site` to host address `target`, exactly
     /// [`Self::LINK_SITE_LEN`] bytes. `None` if `target` is out of reach.
     fn encode_link(&self, site: u64, target: u64, out: &mut [u8]) -> Option<()>;

@@ -57,6 +57,17 @@ pub fn decode_op(w: u32) -> Option<Op> {
     best
 }
 
+/// ABI name of FP register `f<n>`.
+fn freg_name(n: u32) -> String {
+    match n {
+        0..=7 => format!("ft{n}"),
+        8..=9 => format!("fs{}", n - 8),
+        10..=17 => format!("fa{}", n - 10),
+        18..=27 => format!("fs{}", n - 16),
+        _ => format!("ft{}", n - 20),
+    }
+}
+
 /// Disassemble one word at address `pc`.
 pub fn disasm(w: u32, pc: u64) -> String {
     let Some(op) = decode_op(w) else {
@@ -89,6 +100,7 @@ pub fn disasm(w: u32, pc: u64) -> String {
                 Op::Lb | Op::Lh | Op::Lw | Op::Ld | Op::Lbu | Op::Lhu | Op::Lwu | Op::Jalr => {
                     format!("{m} {rd},{imm}({rs1})")
                 }
+                Op::Flw | Op::Fld => format!("{m} {},{imm}({rs1})", freg_name(bits(w, 11, 7))),
                 Op::Slli | Op::Srli | Op::Srai | Op::Rori => {
                     format!("{m} {rd},{rs1},0x{:x}", bits(w, 25, 20))
                 }

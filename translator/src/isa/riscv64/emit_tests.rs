@@ -63,6 +63,9 @@ const GOLDEN: &[(u32, &str)] = &[
     (0x0004c503, "lbu a0,0(s1)"),
     (0x0084d503, "lhu a0,8(s1)"),
     (0x00c4e503, "lwu a0,12(s1)"),
+    // FP loads (rd an FP register), as riscv64-linux-gnu-objdump prints them.
+    (0x0b04b507, "fld fa0,176(s1)"),
+    (0x03c4a507, "flw fa0,60(s1)"),
     (0xfea48fa3, "sb a0,-1(s1)"),
     (0x00a49123, "sh a0,2(s1)"),
     (0x80a4a023, "sw a0,-2048(s1)"),
@@ -184,6 +187,11 @@ fn assemble(text: &str) -> u32 {
         (Format::I, Op::Csrrs) => e::enc_i(op, reg(ops[0]), reg(ops[2]), 0xc01),
         (Format::I, Op::Clz | Op::Ctz | Op::Cpop | Op::SextB | Op::SextH | Op::Rev8 | Op::OrcB) => {
             e::enc_i(op, reg(ops[0]), reg(ops[1]), 0)
+        }
+        (Format::I, Op::Flw | Op::Fld) => {
+            let (imm, r) = mem(ops[1]);
+            let f: u8 = ops[0].trim_start_matches("fa").parse().expect("fa register");
+            e::enc_i(op, Reg(10 + f), r, imm)
         }
         (Format::I, _) if ops.len() == 2 => {
             let (imm, r) = mem(ops[1]);

@@ -99,6 +99,7 @@ macro_rules! opcodes {
 
 // Major opcodes (unprivileged ISA, table 70 "RISC-V base opcode map").
 const OP_LOAD: u32 = 0b000_0011;
+const OP_LOAD_FP: u32 = 0b000_0111;
 const OP_MISC_MEM: u32 = 0b000_1111;
 const OP_IMM: u32 = 0b001_0011;
 const OP_AUIPC: u32 = 0b001_0111;
@@ -203,6 +204,9 @@ opcodes! {
     Ebreak = (I, OP_SYSTEM, 0, 1, "ebreak");
     Fence = (I, OP_MISC_MEM, 0, 0, "fence");
     FenceI = (I, OP_MISC_MEM, 1, 0, "fence.i");
+    // F and D loads (LOAD-FP): `rd` is an FP register; only used to load native-call arguments.
+    Flw = (I, OP_LOAD_FP, 2, 0, "flw");
+    Fld = (I, OP_LOAD_FP, 3, 0, "fld");
     // Zba.
     AddUw = (R, OP_OP_32, 0, 0x04, "add.uw");
     Sh1add = (R, OP_OP, 2, 0x10, "sh1add");

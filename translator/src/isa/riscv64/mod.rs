@@ -47,6 +47,7 @@ pub mod disasm;
 pub mod encode;
 pub mod flags;
 pub mod lower;
+pub mod native;
 pub mod profile;
 pub mod regs;
 pub mod sse;
@@ -278,6 +279,15 @@ impl Backend for Riscv64Backend {
         Ok(t)
     }
 
+    fn translate_native(&mut self, f: &crate::bridge::NativeFn, base: u64, out: &mut Vec<u8>) -> Result<Translated, TranslateError> {
+        let code = native::translate_native(f, base, self.ext)?;
+        self.pc_map.clear();
+        self.blocks += 1;
+        self.bytes += code.len() as u64;
+        out.extend_from_slice(&code);
+        Ok(Translated::default())
+    }
+
     fn encode_link(&self, site: u64, target: u64, out: &mut [u8]) -> Option<()> {
         let mut a = asm::Asm::new(self.ext);
         let off = target.wrapping_sub(site) as i64;
@@ -351,6 +361,8 @@ pub use profile::profile_report;
 #[cfg(target_arch = "riscv64")]
 mod trampoline {
     //! Entry into and exit from generated code.
+    //!
+    //! `ldnc_rv_native` is the native-call routine of trap stubs (see `native.rs`).
     //!
     //! `ldnc_rv_enter(ctx, code)` saves the host's callee-saved registers, `ra` and `sp` in
     //! `ctx.host_save`, loads the guest registers and the lazy-flag registers from the context and
@@ -450,7 +462,81 @@ mod trampoline {
         "ret",
         ".size ldnc_rv_exit, .-ldnc_rv_exit",
         "",
+        // The native call of a trap stub (see `native.rs` and "Native calls" in the dispatcher's
+        // docs). In: t1 = host function, arguments in place, sp = the frame, s9 = sp before it
+        // (the NativeFn at -16(s9)), s3 = guest RSP (the return address at 0(s3)).
+        ".p2align 2",
+        ".option push",
+        ".option norvc",
+        ".option arch, +d",
+        ".globl ldnc_rv_native",
+        ".type ldnc_rv_native, @function",
+        "ldnc_rv_native:",
+        // Callbacks from the native code find the guest stack pointer in ctx.cpu.
+        "sd s3, 32(s1)",
+        // Out of translated code.
+        "ld t2, {slot}(s1)",
+        "fence rw, rw",
+        "sb zero, {in_code}(t2)",
+        "jalr ra, 0(t1)",
+        "sd a0, {scr}+0(s1)",
+        "sd a1, {scr}+8(s1)",
+        "fsd fa0, {scr}+16(s1)",
+        "fsd fa1, {scr}+24(s1)",
+        "mv a0, s1",
+        "ld a1, -16(s9)",
+        "call {result}",
+        "mv sp, s9",
+        // RAX and RDX from ctx.cpu; the other caller-saved guests are undefined after a call,
+        // and so are the flags: ctx.cpu.rflags stands for them.
+        "ld a6, 0(s1)",
+        "ld a2, 16(s1)",
+        "sd zero, {kind}(s1)",
+        // Back in code, then (full fence: Dekker with the flusher) is a reuse pending?
+        "ld t2, {slot}(s1)",
+        "li t4, 1",
+        "sb t4, {in_code}(t2)",
+        "fence rw, rw",
+        "lla t4, {pending}",
+        "lw t4, 0(t4)",
+        // The x86 `ret`: pop the return address, probe the lookup table, or exit LOOKUP.
+        "ld t0, 0(s3)",
+        "addi s3, s3, 8",
+        "bnez t4, 1f",
+        "ld t2, {mask}(s1)",
+        "and t2, t0, t2",
+        "slli t2, t2, 4",
+        "ld t4, {lookup}(s1)",
+        "add t2, t2, t4",
+        "ld t4, 0(t2)",
+        "xor t4, t4, t0",
+        "bnez t4, 1f",
+        // Address-dependent on the tag load (see `Lower::jump_indirect`).
+        "add t2, t2, t4",
+        "ld t2, 8(t2)",
+        "jr t2",
+        "1:",
+        "sd t0, {rip}(s1)",
+        "li t4, {lookup_exit}",
+        "sd t4, {exit_reason}(s1)",
+        "sd zero, {exit_arg}(s1)",
+        "j ldnc_rv_exit",
+        ".size ldnc_rv_native, .-ldnc_rv_native",
+        ".option pop",
+        "",
         hs = const OFF_HOST_SAVE,
+        slot = const crate::ctx::OFF_SLOT,
+        in_code = const crate::dispatch::OFF_IN_CODE,
+        scr = const crate::ctx::OFF_SCRATCH,
+        result = sym super::native::rv_native_result,
+        kind = const super::flags::OFF_KIND,
+        pending = sym crate::dispatch::REUSE_PENDING,
+        mask = const crate::ctx::OFF_LOOKUP_MASK,
+        lookup = const crate::ctx::OFF_LOOKUP,
+        rip = const crate::cpu::OFF_RIP,
+        lookup_exit = const crate::ctx::exit::LOOKUP,
+        exit_reason = const crate::ctx::OFF_EXIT_REASON,
+        exit_arg = const crate::ctx::OFF_EXIT_ARG,
         src1 = const OFF_SRC1,
         src2 = const OFF_SRC2,
         res = const OFF_RES,
@@ -459,6 +545,7 @@ mod trampoline {
     extern "C" {
         fn ldnc_rv_enter(ctx: *mut ThreadCtx, code: u64);
         fn ldnc_rv_exit();
+        fn ldnc_rv_native();
         fn ldnc_rv_fault_exit();
     }
 
@@ -564,6 +651,8 @@ mod trampoline {
             c.backend[slot(super::lower::OFF_EXIT_FN)] = ldnc_rv_exit as *const () as u64;
             c.backend[slot(super::lower::OFF_MAT_FN)] = super::flags::rv_materialize_flags as *const () as u64;
             c.backend[slot(super::lower::OFF_DIV_FN)] = super::alu::rv_div128 as *const () as u64;
+            c.backend[slot(super::native::OFF_NATIVE_FN)] = ldnc_rv_native as *const () as u64;
+            c.backend[slot(super::native::OFF_LDARG_FN)] = super::native::rv_native_ldouble_args as *const () as u64;
             // The dispatcher hands over exact flags.
             c.backend[slot(super::flags::OFF_KIND)] = super::flags::EXACT;
             c.backend[slot(OFF_MAGIC)] = MAGIC;

@@ -1,5 +1,7 @@
 //! The hand-written host routines generated code relies on: entering the code cache from Rust,
-//! leaving it for the dispatcher, and the miss path of the inline indirect-branch lookups. They are reached from
+//! leaving it for the dispatcher, the miss path of the inline indirect-branch lookups, and the
+//! native call of a trap stub (`ldnc_x86_native`, outside the cache: see "Native calls" in
+//! [`crate::dispatch`]). They are reached from
 //! generated code through slots in the thread context (`jmp qword ptr gs:[slot]`), so the cache can
 //! be anywhere in the address space.
 
@@ -32,6 +34,8 @@ core::arch::global_asm!(
     "mov [rdi + {slot_miss}], rax",
     "lea rax, [rip + ldnc_x86_lookup_fill]",
     "mov [rdi + {slot_fill}], rax",
+    "lea rax, [rip + ldnc_x86_native]",
+    "mov [rdi + {slot_native}], rax",
     "mov rax, {magic}",
     "mov [rdi + {slot_magic}], rax",
     "mov rax, [rdi + {fs}]",
@@ -161,6 +165,57 @@ core::arch::global_asm!(
     "mov gs:[{gpr}], rax",
     "jmp ldnc_x86_exit",
     ".size ldnc_x86_lookup_miss, . - ldnc_x86_lookup_miss",
+    "",
+    // The native call of a trap stub. Reached from the stub's block (`translate_native`) with
+    // R11 = host function, RBX = the guest RSP at the stub (R: [R] = guest return address), the
+    // guest RBX saved at, R-16 free, RSP 16-aligned below R-16 with the guest's stack
+    // arguments copied to it; every argument register (RAX = AL, RDI..R9, XMM0-7) as the guest
+    // left it. Nothing in here is in the code cache.
+    ".globl ldnc_x86_native",
+    ".type ldnc_x86_native,@function",
+    ".p2align 4",
+    "ldnc_x86_native:",
+    // Callbacks from the native code find the guest stack pointer in ctx.cpu.
+    "mov gs:[{gpr} + 4*8], rbx",
+    // Host FS while native code runs (its TLS); the guest's waits at.
+    "rdfsbase r10",
+    "mov [rbx - 16], r10",
+    "mov r10, gs:[{host_fs}]",
+    "wrfsbase r10",
+    // Out of translated code: a reuse of the code memory need not wait for this thread.
+    "mov r10, gs:[{ctx_slot}]",
+    "mov byte ptr [r10 + {in_code}], 0",
+    "call r11",
+    // RAX, RDX, XMM0, XMM1, ST0 hold the result; R10, R11, RCX are free.
+    "mov rsp, rbx",
+    "mov r10, [rsp - 16]",
+    "wrfsbase r10",
+    "mov rbx, [rsp - 8]",
+    // Back in code, then (full fence: Dekker with the flusher) is a reuse pending?
+    "mov r10, gs:[{ctx_slot}]",
+    "mov byte ptr [r10 + {in_code}], 1",
+    "mfence",
+    "mov r10d, dword ptr [rip + {pending}]",
+    // The x86 `ret`, as an indirect branch: RDX = target, guest RAX/RCX/RDX in their slots.
+    "mov gs:[{s_rax}], rax",
+    "mov gs:[{s_rcx}], rcx",
+    "mov gs:[{s_rdx}], rdx",
+    "pop rdx",
+    "test r10d, r10d",
+    "jnz ldnc_x86_lookup_miss",
+    "mov rcx, gs:[{lookup_mask}]",
+    "and rcx, rdx",
+    "shl rcx, 4",
+    "add rcx, gs:[{lookup}]",
+    "cmp [rcx], rdx",
+    "jne ldnc_x86_lookup_miss",
+    "mov rcx, [rcx + 8]",
+    "mov gs:[{s_target}], rcx",
+    "mov rax, gs:[{s_rax}]",
+    "mov rcx, gs:[{s_rcx}]",
+    "mov rdx, gs:[{s_rdx}]",
+    "jmp qword ptr gs:[{s_target}]",
+    ".size ldnc_x86_native, . - ldnc_x86_native",
     ".popsection",
     host_sp = const SLOT_HOST_SP,
     host_fs = const SLOT_HOST_FS,
@@ -169,6 +224,13 @@ core::arch::global_asm!(
     slot_exit = const SLOT_EXIT,
     slot_miss = const SLOT_MISS,
     slot_fill = const SLOT_FILL,
+    slot_native = const SLOT_NATIVE,
+    ctx_slot = const crate::ctx::OFF_SLOT,
+    in_code = const crate::dispatch::OFF_IN_CODE,
+    pending = sym crate::dispatch::REUSE_PENDING,
+    lookup = const crate::ctx::OFF_LOOKUP,
+    lookup_mask = const crate::ctx::OFF_LOOKUP_MASK,
+    s_target = const S_TARGET,
     slot_magic = const SLOT_MAGIC,
     magic = const MAGIC,
     fs = const OFF_FS_BASE,

@@ -143,6 +143,42 @@ impl Backend for X86Backend {
         core::mem::take(&mut self.pc_map)
     }
 
+    /// Host ABI = guest ABI: the arguments are already where the callee wants them, except the
+    /// stack ones, which are copied below a 16-aligned frame that keeps the guest return
+    /// address (and the saved RBX and guest FS base just under it) out of the callee's way:
+    ///
+    /// ```text
+    ///       mov [rsp-8], rbx ; mov rbx, rsp          RBX = R, the guest RSP at the stub
+    ///       lea rsp, [rbx-16-A] ; and rsp, -16       A = stack argument bytes, 16-rounded
+    ///       mov r11, [rbx+8+8i] ; mov [rsp+8i], r11  (each stack argument word)
+    ///       mov r11, host ; jmp gs:[SLOT_NATIVE]     → ldnc_x86_native (asm.rs)
+    /// ```
+    fn translate_native(
+        &mut self,
+        f: &crate::bridge::NativeFn,
+        base: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<Translated, TranslateError> {
+        let e = |r: Result<Instruction, iced_x86::IcedError>| r.map_err(|_| TranslateError::TooLarge);
+        let mut a = Asm::new(out, base);
+        self.pc_map.clear();
+        self.block_ics.clear();
+        let words = f.plan.guest_stack.div_ceil(8);
+        let frame = i64::from((words * 8).next_multiple_of(16)) + 16;
+        let at = |base: Register, d: i64| MemoryOperand::with_base_displ(base, d);
+        a.insn(&e(Instruction::with2(Code::Mov_rm64_r64, at(Register::RSP, -8), Register::RBX))?)?;
+        a.insn(&e(Instruction::with2(Code::Mov_r64_rm64, Register::RBX, Register::RSP))?)?;
+        a.insn(&e(Instruction::with2(Code::Lea_r64_m, Register::RSP, at(Register::RBX, -frame)))?)?;
+        a.insn(&e(Instruction::with2(Code::And_rm64_imm8, Register::RSP, -16i32))?)?;
+        for i in 0..i64::from(words) {
+            a.insn(&e(Instruction::with2(Code::Mov_r64_rm64, Register::R11, at(Register::RBX, 8 + 8 * i)))?)?;
+            a.insn(&e(Instruction::with2(Code::Mov_rm64_r64, at(Register::RSP, 8 * i), Register::R11))?)?;
+        }
+        a.mov_imm64(Register::R11, f.host)?;
+        a.jmp_gs(SLOT_NATIVE)?;
+        Ok(Translated::default())
+    }
+
     fn fill_inline_cache(&mut self, site: u64, guest: u64, host: u64, patch: &mut dyn FnMut(u64, &[u8])) -> bool {
         let Some(ic) = self.ics.get(&site).copied() else { return false };
         let mut rel = [0u8; LINK_SITE_LEN];

@@ -21,6 +21,8 @@ pub const SLOT_MISS: usize = OFF_BACKEND + 56;
 /// Slot in `ctx.backend` holding the address of the lookup-miss path that keeps `exit_arg` (the
 /// inline cache asking to be filled).
 pub const SLOT_FILL: usize = OFF_BACKEND + 64;
+/// Slot in `ctx.backend` holding the address of the native-call routine (`ldnc_x86_native`).
+pub const SLOT_NATIVE: usize = OFF_BACKEND + 72;
 /// Marks a context as entered (read by signal handlers to find host FS).
 pub const SLOT_MAGIC: usize = OFF_BACKEND + 48;
 /// Value stored in [`SLOT_MAGIC`].
