@@ -31,6 +31,8 @@ impl DebugFlags {
     /// Write `/tmp/perf-PID.map` so `perf report` names translated blocks by guest address (no
     /// log target).
     pub const PERFMAP: u32 = 32;
+    /// Each symbol bound to a native function or variable (target `ldnc::bind`).
+    pub const BIND: u32 = 64;
 
     /// Parse a comma list; unknown words are returned for a warning.
     pub fn parse(s: &str) -> (DebugFlags, Vec<String>) {
@@ -43,6 +45,7 @@ impl DebugFlags {
                 "signals" | "signal" => Self::SIGNALS,
                 "translate" | "translator" => Self::TRANSLATE,
                 "bridge" => Self::BRIDGE,
+                "bind" => Self::BIND,
                 "perfmap" => Self::PERFMAP,
                 "all" => !Self::PERFMAP,
                 _ => {
@@ -66,6 +69,8 @@ impl DebugFlags {
             Self::TRANSLATE
         } else if target.starts_with("ldnc::bridge") {
             Self::BRIDGE
+        } else if target.starts_with("ldnc::bind") {
+            Self::BIND
         } else {
             return false;
         };
@@ -113,12 +118,33 @@ pub struct Config {
     pub exec_wrapper: Vec<String>,
     /// `LDNC_GUEST_ROOT`, or this host's default (none on a non-x86_64 host).
     pub guest_root: Option<PathBuf>,
+    /// `LDNC_BRIDGE=1`: ld-nc links a dynamic program itself and binds the native libraries
+    /// (see [`crate::bridge`]); otherwise the program runs with its own `ld.so`.
+    pub bridge: bool,
+    /// `LDNC_EMULATE`: SONAMEs (comma-separated, or `all`) never bound natively.
+    pub emulate: Vec<String>,
+    /// `LDNC_MANIFESTS`: folders searched for manifests first.
+    pub manifests: Option<std::ffi::OsString>,
 }
 
 impl Config {
     /// Take `LDNC_GUEST_ROOT` (ignored with AT_SECURE).
     pub fn with_guest_root(mut self, value: Option<&std::ffi::OsStr>, secure: bool) -> Config {
         self.guest_root = crate::elf::interp::guest_root(value, secure);
+        self
+    }
+
+    /// Take the bridge knobs `LDNC_BRIDGE`, `LDNC_EMULATE`, `LDNC_MANIFESTS` (ignored with
+    /// AT_SECURE).
+    pub fn with_bridge(mut self, get: &dyn Fn(&str) -> Option<std::ffi::OsString>, secure: bool) -> Config {
+        if secure {
+            return self;
+        }
+        self.bridge = get("LDNC_BRIDGE").is_some_and(|v| v == "1");
+        self.emulate = get("LDNC_EMULATE")
+            .map(|v| v.to_string_lossy().split(',').filter(|s| !s.is_empty()).map(str::to_string).collect())
+            .unwrap_or_default();
+        self.manifests = get("LDNC_MANIFESTS");
         self
     }
 
@@ -195,14 +221,23 @@ pub fn parse<I: IntoIterator<Item = OsString>>(
         (false, Some(s)) => {
             let (f, unknown) = DebugFlags::parse(s);
             for u in unknown {
-                eprintln!("ld-nc: LDNC_DEBUG: unknown area `{u}` (known: load,syscalls,signals,translate,all)");
+                eprintln!("ld-nc: LDNC_DEBUG: unknown area `{u}` (known: load,bind,bridge,syscalls,signals,translate,perfmap,all)");
             }
             f
         }
         _ => DebugFlags::default(),
     };
     let guest_root = crate::elf::interp::guest_root(None, secure);
-    Ok(Config { prog: PathBuf::from(prog), args: gargs, debug, exec_wrapper: Vec::new(), guest_root })
+    Ok(Config {
+        prog: PathBuf::from(prog),
+        args: gargs,
+        debug,
+        exec_wrapper: Vec::new(),
+        guest_root,
+        bridge: false,
+        emulate: Vec::new(),
+        manifests: None,
+    })
 }
 
 /// Whether ld-nc itself runs with AT_SECURE.

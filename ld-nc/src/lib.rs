@@ -3,6 +3,7 @@
 //!
 //! The binary (`main.rs`) only picks the translator backend for this host.
 
+pub mod bridge;
 pub mod config;
 pub mod elf;
 pub mod hostlib;

@@ -208,6 +208,18 @@ pub unsafe fn host_mmap(addr: u64, len: u64, prot: i32, flags: i32, fd: i32, off
     }
 }
 
+/// Give the page-aligned guest range `[start, end)`, which the guest owns, protection `prot` on
+/// the host (without PROT_EXEC, see [`host_prot`]) and in `map` (the loader's PT_GNU_RELRO).
+pub fn guest_mprotect(map: &mut GuestMap, start: u64, end: u64, prot: u32) {
+    // SAFETY: the range belongs to the guest (the caller's object), so no host data lives there.
+    let r = unsafe { libc::mprotect(start as *mut _, (end - start) as usize, host_prot(prot)) };
+    if r == 0 {
+        map.protect(start, end, prot);
+    } else {
+        log::warn!(target: "ldnc::load", "mprotect({start:#x}, {:#x}): {}", end - start, std::io::Error::last_os_error());
+    }
+}
+
 /// The calling thread's `errno`.
 pub fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)

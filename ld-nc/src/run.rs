@@ -30,6 +30,8 @@ pub struct Guest {
     pub ctx: Box<ThreadCtx>,
     /// Process-wide state.
     pub proc: Process,
+    /// The trap stubs of bridged native functions (a program linked by ld-nc).
+    pub traps: Option<std::sync::Arc<crate::bridge::Traps>>,
 }
 
 fn random16() -> [u8; 16] {
@@ -78,6 +80,13 @@ fn resolve_wrapper(words: &[String]) -> Vec<std::ffi::CString> {
 /// Load `cfg.prog` and build its initial process state.
 pub fn setup(cfg: &Config, env: Vec<(OsString, OsString)>) -> Result<Guest, String> {
     let (image, bytes) = elf::read_file(&cfg.prog).map_err(|e| e.to_string())?;
+    if image.entry == 0 {
+        return Err(format!("{}: a shared library without an entry point, not a program", cfg.prog.display()));
+    }
+    if cfg.bridge && image.interp.is_some() {
+        drop(bytes);
+        return crate::bridge::link::setup(cfg, env);
+    }
     let mem: SharedMap = SharedMap::new(GuestMap::new());
     let loaded = load::map_image(&image, &bytes, &mut mem.borrow_mut())
         .map_err(|e| format!("{}: {e}", cfg.prog.display()))?;
@@ -118,6 +127,21 @@ pub fn setup(cfg: &Config, env: Vec<(OsString, OsString)>) -> Result<Guest, Stri
         }
     };
 
+    finish(cfg, env, mem, &image, &loaded, start, interp_base)
+}
+
+/// The rest of process setup once the program (and its interpreter) are mapped: the stack with
+/// argv, envp and auxv, the first thread's registers, the process record. `start` is where the
+/// first thread begins; `interp_base` is AT_BASE.
+pub fn finish(
+    cfg: &Config,
+    env: Vec<(OsString, OsString)>,
+    mem: SharedMap,
+    image: &elf::Image,
+    loaded: &load::Loaded,
+    start: u64,
+    interp_base: u64,
+) -> Result<Guest, String> {
     // The stack: anywhere the kernel likes (top-down, so high).
     let rw = libc::PROT_READ | libc::PROT_WRITE;
     // SAFETY: no MAP_FIXED: only free address space is used.
@@ -186,7 +210,7 @@ pub fn setup(cfg: &Config, env: Vec<(OsString, OsString)>) -> Result<Guest, Stri
     proc.brk = Brk { start: loaded.hi, cur: loaded.hi, mapped: loaded.hi };
     signals::inherited_actions(&mut proc);
     log::info!(target: "ldnc::load", "stack [{base:#x}, {:#x}), rsp {:#x}, brk {:#x}", base + STACK_SIZE, img.sp, loaded.hi);
-    Ok(Guest { ctx, proc })
+    Ok(Guest { ctx, proc, traps: None })
 }
 
 /// Run the guest until it exits; returns its exit status.
@@ -196,6 +220,9 @@ pub fn run<B: Backend + 'static>(guest: &mut Guest, debug: crate::config::DebugF
         if let Err(e) = tr.enable_perf_map() {
             log::warn!(target: "translator", "cannot write the perf map: {e}");
         }
+    }
+    if let Some(t) = &guest.traps {
+        tr.set_traps(t.clone());
     }
     crate::smc::install_fault_map(tr.fault_map());
     crate::smc::install(tr.smc())?;
@@ -326,7 +353,8 @@ pub fn main<B: Backend + 'static>() -> ! {
     let cfg = match crate::config::parse(std::env::args_os().skip(1), env_debug.as_deref(), secure) {
         Ok(c) => c
             .with_exec_wrapper(wrapper.as_deref(), secure)
-            .with_guest_root(std::env::var_os(crate::elf::interp::GUEST_ROOT_VAR).as_deref(), secure),
+            .with_guest_root(std::env::var_os(crate::elf::interp::GUEST_ROOT_VAR).as_deref(), secure)
+            .with_bridge(&|k| std::env::var_os(k), secure),
         Err(e @ (crate::config::CliError::Help | crate::config::CliError::Version)) => {
             println!("{e}");
             std::process::exit(0)

@@ -2,7 +2,7 @@
 // from the guest stack and .eh_frame, so a translator must keep guest return addresses there),
 // destructors run during unwinding, rethrow, RTTI and dynamic_cast, virtual calls, static
 // constructors, std::sort/map/string/function and iostream formatting.
-//! variants: gcc-static gcc-static-pie gcc-dynamic
+//! variants: gcc-static gcc-static-pie gcc-dynamic gcc-bridged
 #include <algorithm>
 #include <cstdint>
 #include <functional>

@@ -38,10 +38,15 @@ pub enum Variant {
     MuslStatic,
     /// `gcc -O2`: glibc, a dynamic PIE run with its own x86_64 ld.so (the guest root's).
     GccDynamic,
+    /// The same binary as [`Variant::GccDynamic`], linked by ld-nc itself with the glibc family
+    /// bound to the host's native libraries (`LDNC_BRIDGE=1`). Natively it is the dynamic run,
+    /// so it has no native case of its own.
+    GccBridged,
 }
 
 impl Variant {
-    pub const ALL: [Variant; 4] = [Variant::GccStatic, Variant::GccStaticPie, Variant::MuslStatic, Variant::GccDynamic];
+    pub const ALL: [Variant; 5] =
+        [Variant::GccStatic, Variant::GccStaticPie, Variant::MuslStatic, Variant::GccDynamic, Variant::GccBridged];
 
     pub const fn name(self) -> &'static str {
         match self {
@@ -49,6 +54,7 @@ impl Variant {
             Variant::GccStaticPie => "gcc-static-pie",
             Variant::MuslStatic => "musl-static",
             Variant::GccDynamic => "gcc-dynamic",
+            Variant::GccBridged => "gcc-bridged",
         }
     }
 
@@ -58,8 +64,21 @@ impl Variant {
             Variant::GccStatic => ("gcc", &["-static", "-O2"]),
             Variant::GccStaticPie => ("gcc", &["-static-pie", "-O2", "-fPIE"]),
             Variant::MuslStatic => ("musl-gcc", &["-static", "-O2"]),
-            Variant::GccDynamic => ("gcc", &["-O2"]),
+            Variant::GccDynamic | Variant::GccBridged => ("gcc", &["-O2"]),
         }
+    }
+
+    /// Environment ld-nc runs this variant with.
+    pub fn ldnc_env(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Variant::GccBridged => &[("LDNC_BRIDGE", "1")],
+            _ => &[],
+        }
+    }
+
+    /// Whether a native run of this variant is a case of its own (not a repeat of another's).
+    pub fn has_native_case(self) -> bool {
+        self != Variant::GccBridged
     }
 }
 
@@ -272,10 +291,18 @@ fn read_status(path: &Path) -> Result<i32, GuestError> {
 
 /// Loads the golden result of `name` for `variant` from `dir` (the variant's override if any).
 pub fn load_golden(dir: &Path, name: &str, variant: Variant) -> Result<Golden, GuestError> {
-    let (vout, vstatus) = golden_paths(dir, name, Some(variant));
-    let (out, status) = golden_paths(dir, name, None);
-    let out_path = if vout.exists() { vout } else { out };
-    let status_path = if vstatus.exists() { vstatus } else { status };
+    // The bridged variant is the dynamic binary: it expects the dynamic run's result unless it
+    // has an override of its own.
+    let mut chain = vec![Some(variant)];
+    if variant == Variant::GccBridged {
+        chain.push(Some(Variant::GccDynamic));
+    }
+    chain.push(None);
+    let pick = |status: bool| {
+        let paths: Vec<PathBuf> = chain.iter().map(|v| if status { golden_paths(dir, name, *v).1 } else { golden_paths(dir, name, *v).0 }).collect();
+        paths.iter().find(|p| p.exists()).cloned().unwrap_or_else(|| paths[paths.len() - 1].clone())
+    };
+    let (out_path, status_path) = (pick(false), pick(true));
     let stdout = fs::read(&out_path).map_err(io_err(&out_path))?;
     Ok(Golden { stdout, status: read_status(&status_path)? })
 }

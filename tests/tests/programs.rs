@@ -37,7 +37,7 @@ impl Ctx {
 
     /// Runs the built program with its settings, in a fresh scratch directory, natively or
     /// under ld-nc.
-    fn run(&self, program: &Program, exe: &Path, launcher: Option<&Launcher>) -> Result<Output, Failure> {
+    fn run(&self, program: &Program, variant: Variant, exe: &Path, launcher: Option<&Launcher>) -> Result<Output, Failure> {
         let scratch = ScratchDir::new(&self.build_root.join("runs"), &program.name)
             .map_err(|e| Failure::Setup(e.to_string()))?;
         let mut cmd = match launcher {
@@ -47,6 +47,7 @@ impl Ctx {
         cmd.args(guest::expand_args(program, &scratch.0)).current_dir(&scratch.0).env_clear();
         if launcher.is_some() {
             cmd.envs(ldnc::passthrough_env());
+            cmd.envs(variant.ldnc_env().iter().copied());
         }
         cmd.envs(program.env.iter().map(|(k, v)| (k, v)));
         process::run(cmd, None, process::default_timeout()).map_err(|e| Failure::Setup(e.to_string()))
@@ -84,7 +85,7 @@ fn bless_all(ctx: &Ctx, programs: &[Program]) -> Result<(), String> {
         let mut results = Vec::new();
         for &v in &p.variants {
             let exe = guest::build(p, v, &ctx.build_root).map_err(|e| e.to_string())?;
-            let o = ctx.run(p, &exe, None).map_err(|f| f.message().to_string())?;
+            let o = ctx.run(p, v, &exe, None).map_err(|f| f.message().to_string())?;
             if o.timed_out {
                 return Err(format!("{} ({}) timed out natively", p.name, v.name()));
             }
@@ -173,18 +174,18 @@ fn main() -> ExitCode {
     for program in &programs {
         for &variant in &program.variants {
             let cell: BuildCell = Arc::new(OnceLock::new());
-            if program.name == "jumptable" && variant != Variant::MuslStatic {
+            if program.name == "jumptable" && variant != Variant::MuslStatic && variant.has_native_case() {
                 let (ctx, cell, p) = (Arc::clone(&ctx), Arc::clone(&cell), program.clone());
                 trials.push(Trial::new(format!("jumptable/{}", variant.name()), move || {
                     check_jump_table(&ctx.build(&cell, &p, variant)?)
                 }));
             }
-            if host.runs_guests_natively() {
+            if host.runs_guests_natively() && variant.has_native_case() {
                 let (ctx, cell, p) = (Arc::clone(&ctx), Arc::clone(&cell), program.clone());
                 trials.push(Trial::new(format!("native/{}/{}", program.name, variant.name()), move || {
                     let exe = ctx.build(&cell, &p, variant)?;
                     let golden = golden_for(&ctx, &p, variant)?;
-                    compare("native run", &golden, &ctx.run(&p, &exe, None)?)
+                    compare("native run", &golden, &ctx.run(&p, variant, &exe, None)?)
                 }));
             }
             let expected = known
@@ -196,7 +197,7 @@ fn main() -> ExitCode {
                     let launcher = l.map_err(|_| Failure::Setup("no ld-nc binary: see the ld-nc-binary case".into()))?;
                     let exe = ctx.build(&cell, &p, variant)?;
                     let golden = golden_for(&ctx, &p, variant)?;
-                    compare(&format!("under ld-nc on {}", host.name()), &golden, &ctx.run(&p, &exe, Some(&launcher))?)
+                    compare(&format!("under ld-nc on {}", host.name()), &golden, &ctx.run(&p, variant, &exe, Some(&launcher))?)
                 })
                 .expect_failure(expected),
             );

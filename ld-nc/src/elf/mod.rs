@@ -6,7 +6,9 @@
 //! Parsing is goblin's (header and program headers); every bound goblin would trust is checked
 //! here first, so a malformed file gives one [`ElfError`] and never a panic.
 
+pub mod dso;
 pub mod interp;
+pub mod linker;
 pub mod load;
 
 use goblin::container::{Container, Ctx, Endian};
@@ -353,7 +355,9 @@ pub fn parse(bytes: &[u8]) -> Result<Image, ElfError> {
     let entry_ok = segments.iter().any(|s| {
         s.prot & libc::PROT_EXEC as u32 != 0 && h.e_entry >= s.vaddr && h.e_entry < s.vaddr + s.memsz
     });
-    if !entry_ok {
+    // A shared object without an entry point (e_entry 0, the common case) is fine as a library;
+    // the process setup refuses it as a program.
+    if !(entry_ok || h.e_type == header::ET_DYN && h.e_entry == 0) {
         return Err(ElfError::EntryOutside(h.e_entry));
     }
     if phdr_vaddr.is_none() {

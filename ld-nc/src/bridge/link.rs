@@ -1,0 +1,133 @@
+//! Setting up a dynamic program that ld-nc links itself (`LDNC_BRIDGE=1`): map it, link it with
+//! [`crate::elf::linker`] against the native libraries of [`super::Bridge`], build the start-up
+//! routines ([`super::start`]), give the first thread its TLS block and x86_64 TCB, then finish
+//! as any program (stack, auxv) starting at the start-up routine.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use super::{start, Bridge};
+use crate::config::Config;
+use crate::elf::dso::Dso;
+use crate::elf::linker::{self, HostSide, LinkError, Linked, SearchPath};
+use crate::elf::load::PIE_BASE_HINT;
+use crate::mem::{host_mmap, GuestMap, SharedMap, PROT_READ, PROT_WRITE};
+use crate::run::Guest;
+
+/// Bytes of the x86_64 TCB ld-nc builds (glibc's `tcbhead_t` is 0x40 bytes before its private
+/// part; guest code reads the self pointer at 0 and 0x10, the stack guard at 0x28 and the
+/// pointer guard at 0x30).
+const TCB_SIZE: u64 = 0x100;
+/// `tcbhead_t.stack_guard`.
+const TCB_STACK_GUARD: u64 = 0x28;
+/// `tcbhead_t.pointer_guard`.
+const TCB_POINTER_GUARD: u64 = 0x30;
+
+/// Link `cfg.prog` with native libraries and build its process.
+pub fn setup(cfg: &Config, env: Vec<(OsString, OsString)>) -> Result<Guest, String> {
+    let mem = SharedMap::new(GuestMap::new());
+    let mut bridge = Bridge::new(
+        &mut mem.borrow_mut(),
+        super::manifest_dirs(cfg.manifests.as_deref()),
+        cfg.emulate.clone(),
+    )?;
+    let prog = Dso::open(&cfg.prog, &mut mem.borrow_mut(), PIE_BASE_HINT)?;
+    let (image, loaded) = (prog.image.clone(), prog.loaded);
+    let search = SearchPath {
+        ld_library_path: guest_library_path(&env),
+        root: cfg.guest_root.clone().or_else(|| cfg!(target_arch = "x86_64").then(|| PathBuf::from("/"))),
+    };
+    // `__libc_start_main` binds to a forwarder now and to its routine once the link is done.
+    let lsm = bridge.place_code(&start::forwarder(0))?;
+    bridge.handlers.insert("__libc_start_main".into(), lsm);
+    let linked = linker::link(prog, &mut mem.borrow_mut(), &search, &mut bridge).map_err(|e| explain(e, &bridge))?;
+    log::info!(
+        target: "ldnc::load",
+        "{}: linked by ld-nc: {} guest objects, {} native libraries",
+        cfg.prog.display(),
+        linked.objects.len(),
+        linked.scope.len() - linked.objects.len()
+    );
+
+    let exit = bridge
+        .lookup("libc.so.6", "exit", None)
+        .ok_or("the native libc has no usable `exit`")?
+        .0;
+    let mut environ = Vec::new();
+    if let Some((a, _)) = bridge.lookup("libc.so.6", "environ", None) {
+        environ.push(a);
+    }
+    for name in [&b"environ"[..], b"__environ"] {
+        if let Some((_, s)) = linked.objects[0].lookup(name, None) {
+            environ.push(linked.objects[0].addr(s.value));
+        }
+    }
+    let routine = bridge.place_code(&start::libc_start_main(&environ, &linked.program_init, &linked.fini, exit))?;
+    // SAFETY: the forwarder's imm64 (bytes 2..10 of `mov rax, imm64`) lies in the region, which
+    // no thread runs yet.
+    unsafe { ((lsm + 2) as *mut u64).write_unaligned(routine) };
+    let entry = bridge.place_code(&start::startup(&linked.ifuncs, &linked.init, loaded.entry))?;
+
+    let fs = tls_block(&linked, &mut mem.borrow_mut())?;
+    let mut guest = crate::run::finish(cfg, env, mem, &image, &loaded, entry, 0)?;
+    guest.ctx.cpu.fs_base = fs;
+    guest.traps = Some(bridge.traps());
+    // The objects' file mappings and tables are no longer needed; their memory stays mapped.
+    drop(linked);
+    Ok(guest)
+}
+
+/// A link error, with why the bridge refused a symbol that no guest object defines.
+fn explain(e: LinkError, bridge: &Bridge) -> String {
+    match &e {
+        LinkError::Symbol { name, .. } => match bridge.refused.iter().find(|(n, _)| n == name) {
+            Some((_, why)) => format!("{e}: the native library cannot take it yet: {why}"),
+            None => e.to_string(),
+        },
+        _ => e.to_string(),
+    }
+}
+
+/// The guest's `LD_LIBRARY_PATH` (ignored for a secure-execution process, as glibc's ld.so does).
+fn guest_library_path(env: &[(OsString, OsString)]) -> Vec<PathBuf> {
+    if crate::config::at_secure() {
+        return Vec::new();
+    }
+    env.iter()
+        .find(|(k, _)| k == "LD_LIBRARY_PATH")
+        .map(|(_, v)| std::env::split_paths(v).filter(|p| !p.as_os_str().is_empty()).collect())
+        .unwrap_or_default()
+}
+
+/// The first thread's static TLS and TCB (variant II: the blocks end where the TCB begins, which
+/// is the thread pointer); returns the FS base.
+fn tls_block(l: &Linked, map: &mut GuestMap) -> Result<u64, String> {
+    let below = l.tls_size.next_multiple_of(l.tls_align.max(16));
+    let len = (below + TCB_SIZE).next_multiple_of(crate::elf::PAGE);
+    let rw = libc::PROT_READ | libc::PROT_WRITE;
+    // SAFETY: no MAP_FIXED: only free address space is used.
+    let base = unsafe { host_mmap(0, len, rw, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0) }
+        .map_err(|e| format!("cannot map the TLS block: {}", std::io::Error::from_raw_os_error(e)))?;
+    map.insert(base, base + len, PROT_READ | PROT_WRITE);
+    let tp = base + below;
+    for t in &l.tls {
+        let (image, filesz, off) = (t.image, t.filesz, t.offset);
+        if filesz > 0 {
+            // SAFETY: `[tp - off, + filesz)` lies in the block just mapped (the layout reserved
+            // memsz >= filesz bytes there); the image is the object's mapped PT_TLS bytes.
+            unsafe { core::ptr::copy_nonoverlapping(image as *const u8, (tp - off) as *mut u8, filesz as usize) };
+        }
+    }
+    let mut guard = [0u8; 16];
+    // SAFETY: a valid buffer; a short read leaves zeros, which only weakens the canary.
+    unsafe { libc::getrandom(guard.as_mut_ptr().cast(), guard.len(), 0) };
+    guard[0] = 0; // as glibc: the canary's low byte is zero, so string overflows stop at it.
+    // SAFETY: the TCB words lie in the block just mapped.
+    unsafe {
+        (tp as *mut u64).write(tp);
+        ((tp + 0x10) as *mut u64).write(tp);
+        ((tp + TCB_STACK_GUARD) as *mut [u8; 8]).write(guard[..8].try_into().unwrap_or_default());
+        ((tp + TCB_POINTER_GUARD) as *mut [u8; 8]).write(guard[8..].try_into().unwrap_or_default());
+    }
+    Ok(tp)
+}

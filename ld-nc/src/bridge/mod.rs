@@ -1,0 +1,260 @@
+//! The bridge region and the host side of binding: which `DT_NEEDED` SONAMEs are native
+//! libraries, the host's `dlopen` of them, the manifests that say how each symbol crosses, and the
+//! trap stubs that bridged functions resolve to.
+//!
+//! The region is one mapping recorded in the guest map as read-execute (so guest code may call into
+//! it and the translator may read the x86 code ld-nc places there): 16-byte trap stubs, one per
+//! bound native function, whose bytes are `ud2` (the translator never decodes them — it asks
+//! [`Traps`] first and emits the native call), and ld-nc's own small x86_64 routines
+//! ([`start`]). Space in it is handed out by a `linked_list_allocator` heap.
+//!
+//! Which symbols bind natively (x86_64 host: guest and host ABIs are one, so every function
+//! record whose class is `pass` or a `convert` other than `callback` is a direct call; riscv64: a
+//! record whose plan `abi::plan_call` accepts with no conversion). Functions with callbacks, and
+//! the process, thread, signal and loader functions of the glibc family, wait for their handlers
+//! (DESIGN.md "Must-haves"); until then a reference to one is a link error naming it, never a
+//! wrong call. This departs from DESIGN.md for now: the bridged mode is opt-in (`LDNC_BRIDGE=1`),
+//! and the default for dynamic programs stays the guest's own `ld.so` (see [`crate::elf::interp`]).
+
+pub mod link;
+pub mod start;
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use abi::{Class, Conversion, Kind, Manifest};
+use translator::bridge::{NativeFn, TrapTable};
+
+use crate::elf::linker::HostSide;
+use crate::mem::{host_mmap, GuestMap, PROT_EXEC, PROT_READ};
+
+/// Size of the bridge region.
+const REGION_SIZE: u64 = 4 << 20;
+/// Bytes per trap stub.
+const STUB: usize = 16;
+
+/// The glibc family: bridged as one (one heap, one errno, one stdio).
+pub const GLIBC_FAMILY: [&str; 7] =
+    ["libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1", "libutil.so.1", "ld-linux-x86-64.so.2"];
+
+/// Trap stubs by guest address, read by the translator.
+#[derive(Debug, Default)]
+pub struct Traps(Mutex<HashMap<u64, Arc<NativeFn>>>);
+
+impl TrapTable for Traps {
+    fn native_at(&self, pc: u64) -> Option<Arc<NativeFn>> {
+        self.0.lock().ok()?.get(&pc).cloned()
+    }
+}
+
+/// The bridge region and the native libraries of one run.
+pub struct Bridge {
+    region: u64,
+    heap: linked_list_allocator::Heap,
+    traps: Arc<Traps>,
+    manifests_dir: Vec<PathBuf>,
+    manifests: HashMap<String, Option<Manifest>>,
+    handles: HashMap<String, usize>,
+    /// Bound stubs by (SONAME, name): each native function gets one stub.
+    stubs: HashMap<(String, String), u64>,
+    /// SONAMEs forced to emulation (`LDNC_EMULATE`).
+    emulate: Vec<String>,
+    /// Symbols a reference found in a manifest but could not bind, with why, for the link error.
+    pub refused: Vec<(String, String)>,
+    /// glibc-family functions ld-nc replaces with its own guest routines, by name.
+    pub handlers: HashMap<String, u64>,
+}
+
+impl std::fmt::Debug for Bridge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bridge").field("region", &self.region).field("stubs", &self.stubs.len()).finish()
+    }
+}
+
+/// Where the manifests are: `LDNC_MANIFESTS`, the installed folder, the source tree's.
+pub fn manifest_dirs(env: Option<&std::ffi::OsStr>) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = env.map(|e| std::env::split_paths(e).collect()).unwrap_or_default();
+    v.push(PathBuf::from("/usr/share/ld-nc/manifests"));
+    v.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../sysroot/manifests"));
+    v
+}
+
+impl Bridge {
+    /// Map the region and record it in `map`.
+    pub fn new(map: &mut GuestMap, manifests_dir: Vec<PathBuf>, emulate: Vec<String>) -> Result<Bridge, String> {
+        let rw = libc::PROT_READ | libc::PROT_WRITE;
+        // SAFETY: no MAP_FIXED: only free address space is used.
+        let region = unsafe { host_mmap(0, REGION_SIZE, rw, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0) }
+            .map_err(|e| format!("cannot map the bridge region: {}", std::io::Error::from_raw_os_error(e)))?;
+        map.insert(region, region + REGION_SIZE, PROT_READ | PROT_EXEC);
+        let mut heap = linked_list_allocator::Heap::empty();
+        // SAFETY: the region was just mapped read-write for us alone and lives for the process.
+        unsafe { heap.init(region as *mut u8, REGION_SIZE as usize) };
+        Ok(Bridge {
+            region,
+            heap,
+            traps: Arc::new(Traps::default()),
+            manifests_dir,
+            manifests: HashMap::new(),
+            handles: HashMap::new(),
+            stubs: HashMap::new(),
+            emulate,
+            refused: Vec::new(),
+            handlers: HashMap::new(),
+        })
+    }
+
+    /// The table the translator consults.
+    pub fn traps(&self) -> Arc<Traps> {
+        Arc::clone(&self.traps)
+    }
+
+    /// Place `code` (x86_64 machine code run as guest code) in the region; its address.
+    pub fn place_code(&mut self, code: &[u8]) -> Result<u64, String> {
+        let layout = std::alloc::Layout::from_size_align(code.len().max(1), 16).map_err(|e| e.to_string())?;
+        let p = self.heap.allocate_first_fit(layout).map_err(|()| "the bridge region is full".to_string())?;
+        // SAFETY: `p` points at `code.len()` bytes the heap just gave us inside the region.
+        unsafe { core::ptr::copy_nonoverlapping(code.as_ptr(), p.as_ptr(), code.len()) };
+        Ok(p.as_ptr() as u64)
+    }
+
+    /// A trap stub for `f`.
+    fn stub(&mut self, f: NativeFn) -> Result<u64, String> {
+        // ud2 padding: nothing decodes it, but a stray read sees an invalid opcode, not code.
+        let addr = self.place_code(&[0x0f, 0x0b].repeat(STUB / 2))?;
+        log::debug!(target: "ldnc::bind", "{}: trap stub {addr:#x} -> native {:#x}", f.name, f.host);
+        self.traps.0.lock().map_err(|_| "trap table poisoned".to_string())?.insert(addr, Arc::new(f));
+        Ok(addr)
+    }
+
+    fn manifest(&mut self, soname: &str) -> Option<&Manifest> {
+        if !self.manifests.contains_key(soname) {
+            let m = self.manifests_dir.iter().map(|d| d.join(format!("{soname}.manifest"))).find(|p| p.is_file()).and_then(|p| {
+                Manifest::load(&p).map_err(|e| log::warn!(target: "ldnc::bridge", "{e}")).ok()
+            });
+            self.manifests.insert(soname.to_string(), m);
+        }
+        self.manifests.get(soname)?.as_ref()
+    }
+
+    /// The host's handle of `soname` (`dlopen`, RTLD_NOW | RTLD_GLOBAL).
+    fn handle(&mut self, soname: &str) -> Option<usize> {
+        if let Some(&h) = self.handles.get(soname) {
+            return (h != 0).then_some(h);
+        }
+        // ld-linux's public symbols are the host's libc's own (one family).
+        let host_name = if soname == "ld-linux-x86-64.so.2" { "libc.so.6" } else { soname };
+        let c = CString::new(host_name).ok()?;
+        // SAFETY: dlopen with a valid C string; the handle is kept for the process's life.
+        let h = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) } as usize;
+        if h == 0 {
+            log::info!(target: "ldnc::load", "{soname}: the host has no such library");
+        }
+        self.handles.insert(soname.to_string(), h);
+        (h != 0).then_some(h)
+    }
+
+    fn dlsym(&mut self, soname: &str, name: &str) -> Option<u64> {
+        let h = self.handle(soname)?;
+        let c = CString::new(name).ok()?;
+        // SAFETY: a handle from dlopen and a valid C string.
+        let p = unsafe { libc::dlsym(h as *mut _, c.as_ptr()) } as u64;
+        (p != 0).then_some(p)
+    }
+}
+
+/// Whether the bridge carries a function record of class `class` on this host without a handler.
+fn direct(class: &Class) -> Result<(), String> {
+    match class {
+        Class::Pass => Ok(()),
+        Class::Exclude { reason, .. } => Err(format!("excluded ({})", reason.name())),
+        Class::Convert(list) => {
+            if let Some(c) = list.iter().find(|c| !direct_conversion(c)) {
+                return Err(format!("needs the {c:?} conversion, not built yet"));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// On an x86_64 host both sides use the SysV ABI and one kernel, so every conversion but the
+/// wrapping of guest function pointers is the identity.
+fn direct_conversion(c: &Conversion) -> bool {
+    cfg!(target_arch = "x86_64") && !matches!(c, Conversion::Callback)
+}
+
+impl HostSide for Bridge {
+    fn provides(&mut self, soname: &str) -> Option<String> {
+        if self.emulate.iter().any(|e| e == soname || e == "all" && !GLIBC_FAMILY.contains(&soname)) {
+            return None;
+        }
+        let family = GLIBC_FAMILY.contains(&soname);
+        if !family && self.manifest(soname).is_none() {
+            return None;
+        }
+        self.handle(soname)?;
+        Some(if family { "glibc family, bridged as one".into() } else { "manifest and host library".into() })
+    }
+
+    fn lookup(&mut self, soname: &str, name: &str, version: Option<&str>) -> Option<(u64, u64)> {
+        if let Some(&a) = self.stubs.get(&(soname.to_string(), name.to_string())) {
+            return Some((a, 0));
+        }
+        if GLIBC_FAMILY.contains(&soname) {
+            if let Some(&a) = self.handlers.get(name) {
+                return Some((a, 0));
+            }
+        }
+        let _ = version; // one default version per name on the host side; dlsym picks it
+        let rec = self.manifest(soname).and_then(|m| m.get(name)).cloned();
+        let Some(rec) = rec else {
+            self.refused.push((name.to_string(), format!("{soname} has no manifest record for it")));
+            return None;
+        };
+        match &rec.kind {
+            Kind::Data { size } if rec.class == Class::Pass => {
+                let addr = self.dlsym(soname, name)?;
+                log::debug!(target: "ldnc::bind", "{name}: native data {addr:#x} ({size} bytes)");
+                Some((addr, *size))
+            }
+            Kind::Func(sig) => {
+                if let Err(why) = direct(&rec.class) {
+                    self.refused.push((name.to_string(), format!("{soname}: {why}")));
+                    return None;
+                }
+                let plan = match abi::plan_call(sig, &[]) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        self.refused.push((name.to_string(), format!("{soname}: no plan: {e}")));
+                        return None;
+                    }
+                };
+                let host = self.dlsym(soname, name)?;
+                let addr = self.stub(NativeFn { host, plan, name: name.to_string() }).ok()?;
+                self.stubs.insert((soname.to_string(), name.to_string()), addr);
+                Some((addr, 0))
+            }
+            _ => {
+                self.refused.push((name.to_string(), format!("{soname}: {}", rec.class_text())));
+                None
+            }
+        }
+    }
+}
+
+/// Text of a record's class for messages.
+trait ClassText {
+    fn class_text(&self) -> String;
+}
+
+impl ClassText for abi::Record {
+    fn class_text(&self) -> String {
+        match &self.class {
+            Class::Pass => "pass".into(),
+            Class::Convert(c) => format!("convert {c:?}"),
+            Class::Exclude { reason, .. } => format!("excluded ({})", reason.name()),
+        }
+    }
+}
