@@ -223,7 +223,9 @@ pub fn run<B: Backend + 'static>(guest: &mut Guest, debug: crate::config::DebugF
     }
     if let Some(t) = &guest.traps {
         tr.set_traps(t.clone());
+        install_callbacks(&tr, &mut guest.proc, t.clone());
     }
+    crate::bridge::callback::set_current(&mut *guest.ctx);
     crate::smc::install_fault_map(tr.fault_map());
     crate::smc::install(tr.smc())?;
     crate::threads::install_kick()?;
@@ -234,14 +236,54 @@ pub fn run<B: Backend + 'static>(guest: &mut Guest, debug: crate::config::DebugF
     Ok(status)
 }
 
+/// The translator and process of this run, for nested loops (set once; both live until the
+/// process ends, in the main thread's frame).
+static NESTED_RT: std::sync::OnceLock<(usize, usize)> = std::sync::OnceLock::new();
+
+/// Give the callback machinery what it needs to run guest functions for native code.
+fn install_callbacks<B: Backend + 'static>(tr: &Translator<B>, proc: &mut Process, traps: std::sync::Arc<crate::bridge::Traps>) {
+    use crate::bridge::callback::{self, Nested, Runtime};
+    let _ = NESTED_RT.set((tr as *const Translator<B> as usize, proc as *mut Process as usize));
+    /// The nested loop for `B`.
+    unsafe fn nested<B: Backend + 'static>(ctx: &mut ThreadCtx) -> Nested {
+        let Some(&(tr, proc)) = NESTED_RT.get() else { return Nested::Exit(EXIT_UNSUPPORTED) };
+        // SAFETY: both live until the process ends (see NESTED_RT); this thread holds no lock.
+        match unsafe { run_loop_raw(&*(tr as *const Translator<B>), ctx, proc as *mut Process) } {
+            LoopEnd::Returned => Nested::Returned,
+            LoopEnd::Process(c) => Nested::Exit(c),
+            LoopEnd::Thread => Nested::ThreadExit,
+        }
+    }
+    fn start<B: Backend + 'static>() {
+        if let Some(&(tr, _)) = NESTED_RT.get() {
+            // SAFETY: the translator lives until the process ends.
+            unsafe { (*(tr as *const Translator<B>)).threads_starting() };
+        }
+    }
+    unsafe fn end<B: Backend + 'static>(ctx: &mut ThreadCtx) {
+        if let Some(&(tr, _)) = NESTED_RT.get() {
+            // SAFETY: the translator lives until the process ends.
+            unsafe { (*(tr as *const Translator<B>)).thread_ended(ctx) };
+        }
+    }
+    callback::install(Runtime {
+        nested: nested::<B>,
+        thread_start: start::<B>,
+        thread_end: end::<B>,
+        mem: proc.mem.clone(),
+        traps,
+        new_tcb: crate::bridge::link::new_tcb,
+    });
+}
+
 /// Alternate between translated code and the runtime until the guest exits; its exit status.
 pub fn run_loop<B: Backend + 'static>(tr: &Translator<B>, ctx: &mut ThreadCtx, proc: &mut Process) -> i32 {
     // SAFETY: `proc` is borrowed for the whole loop; other guest threads reach it only under the
     // process lock, which `run_loop_raw` holds whenever it touches it.
     match unsafe { run_loop_raw(tr, ctx, proc) } {
         LoopEnd::Process(code) => code,
-        // Only threads made by clone end alone.
-        LoopEnd::Thread => 0,
+        // Only threads made by clone end alone; only nested loops return.
+        LoopEnd::Thread | LoopEnd::Returned => 0,
     }
 }
 
@@ -252,6 +294,9 @@ pub enum LoopEnd {
     Process(i32),
     /// This thread ended (`exit` in a thread made by clone); it still holds the process lock.
     Thread,
+    /// A guest function called by native code returned (a nested loop's end; see
+    /// [`crate::bridge::callback`]).
+    Returned,
 }
 
 /// [`run_loop`] for one guest thread among several: translated code and pass-through syscalls
@@ -284,6 +329,9 @@ pub unsafe fn run_loop_raw<B: Backend + 'static>(tr: &Translator<B>, ctx: &mut T
                 crate::threads::release();
                 continue;
             }
+        }
+        if exit == Exit::InvalidOpcode && ctx.cpu.rip == crate::bridge::callback::return_address() && ctx.cpu.rip != 0 {
+            return LoopEnd::Returned;
         }
         if exit == Exit::Interrupted && signals::pending_here() == 0 {
             // Kicked out for a code-cache flush, or the signal was taken by another exit.

@@ -342,6 +342,7 @@ pub unsafe fn spawn<B: Backend + 'static>(
         set_clear_tid(clear_tid);
         let mut ctx = ThreadCtx::new();
         ctx.cpu = cpu;
+        crate::bridge::callback::set_current(&mut *ctx);
         // SAFETY: per this function's contract.
         let end = unsafe { crate::run::run_loop_raw(&*shared.tr, &mut ctx, shared.proc) };
         match end {
@@ -349,7 +350,7 @@ pub unsafe fn spawn<B: Backend + 'static>(
                 // SAFETY: exit_group semantics: the whole process ends.
                 unsafe { libc::_exit(code) }
             }
-            crate::run::LoopEnd::Thread => {
+            crate::run::LoopEnd::Thread | crate::run::LoopEnd::Returned => {
                 // SAFETY: `tr` outlives every guest thread (contract).
                 unsafe { (*shared.tr).thread_ended(&mut ctx) };
                 let addr = CLEAR_TID.with(Cell::get);

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use super::{start, Bridge};
 use crate::config::Config;
 use crate::elf::dso::Dso;
-use crate::elf::linker::{self, HostSide, LinkError, Linked, SearchPath};
+use crate::elf::linker::{self, HostSide, LinkError, SearchPath};
 use crate::elf::load::PIE_BASE_HINT;
 use crate::mem::{host_mmap, GuestMap, SharedMap, PROT_READ, PROT_WRITE};
 use crate::run::Guest;
@@ -68,7 +68,9 @@ pub fn setup(cfg: &Config, env: Vec<(OsString, OsString)>) -> Result<Guest, Stri
     unsafe { ((lsm + 2) as *mut u64).write_unaligned(routine) };
     let entry = bridge.place_code(&start::startup(&linked.ifuncs, &linked.init, loaded.entry))?;
 
-    let fs = tls_block(&linked, &mut mem.borrow_mut())?;
+    let _ = TLS.set(TlsLayout { slots: linked.tls.clone(), size: linked.tls_size, align: linked.tls_align });
+    let fs = tls_block(&mut mem.borrow_mut())?;
+    let _ = MEM.set(mem.clone());
     let mut guest = crate::run::finish(cfg, env, mem, &image, &loaded, entry, 0)?;
     guest.ctx.cpu.fs_base = fs;
     guest.traps = Some(bridge.traps());
@@ -99,10 +101,29 @@ fn guest_library_path(env: &[(OsString, OsString)]) -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
-/// The first thread's static TLS and TCB (variant II: the blocks end where the TCB begins, which
-/// is the thread pointer); returns the FS base.
-fn tls_block(l: &Linked, map: &mut GuestMap) -> Result<u64, String> {
-    let below = l.tls_size.next_multiple_of(l.tls_align.max(16));
+/// The static TLS layout of the linked program, for every thread's block.
+#[derive(Debug)]
+struct TlsLayout {
+    slots: Vec<linker::TlsSlot>,
+    size: u64,
+    align: u64,
+}
+
+static TLS: std::sync::OnceLock<TlsLayout> = std::sync::OnceLock::new();
+static MEM: std::sync::OnceLock<SharedMap> = std::sync::OnceLock::new();
+
+/// A TCB and static TLS block for a new thread; its FS base.
+pub fn new_tcb() -> Result<u64, String> {
+    let mem = MEM.get().ok_or("no linked program")?;
+    let mut map = mem.borrow_mut();
+    tls_block(&mut map)
+}
+
+/// A thread's static TLS and TCB (variant II: the blocks end where the TCB begins, which is the
+/// thread pointer); returns the FS base.
+fn tls_block(map: &mut GuestMap) -> Result<u64, String> {
+    let l = TLS.get().ok_or("no TLS layout")?;
+    let below = l.size.next_multiple_of(l.align.max(16));
     let len = (below + TCB_SIZE).next_multiple_of(crate::elf::PAGE);
     let rw = libc::PROT_READ | libc::PROT_WRITE;
     // SAFETY: no MAP_FIXED: only free address space is used.
@@ -110,7 +131,7 @@ fn tls_block(l: &Linked, map: &mut GuestMap) -> Result<u64, String> {
         .map_err(|e| format!("cannot map the TLS block: {}", std::io::Error::from_raw_os_error(e)))?;
     map.insert(base, base + len, PROT_READ | PROT_WRITE);
     let tp = base + below;
-    for t in &l.tls {
+    for t in &l.slots {
         let (image, filesz, off) = (t.image, t.filesz, t.offset);
         if filesz > 0 {
             // SAFETY: `[tp - off, + filesz)` lies in the block just mapped (the layout reserved

@@ -16,6 +16,7 @@
 //! wrong call. This departs from DESIGN.md for now: the bridged mode is opt-in (`LDNC_BRIDGE=1`),
 //! and the default for dynamic programs stays the guest's own `ld.so` (see [`crate::elf::interp`]).
 
+pub mod callback;
 pub mod link;
 pub mod start;
 
@@ -92,7 +93,7 @@ impl Bridge {
         let mut heap = linked_list_allocator::Heap::empty();
         // SAFETY: the region was just mapped read-write for us alone and lives for the process.
         unsafe { heap.init(region as *mut u8, REGION_SIZE as usize) };
-        Ok(Bridge {
+        let mut b = Bridge {
             region,
             heap,
             traps: Arc::new(Traps::default()),
@@ -103,7 +104,10 @@ impl Bridge {
             emulate,
             refused: Vec::new(),
             handlers: HashMap::new(),
-        })
+        };
+        // Where a guest function called by native code returns to: `ud2` ends the nested loop.
+        callback::set_return_address(b.place_code(&[0x0f, 0x0b])?);
+        Ok(b)
     }
 
     /// The table the translator consults.
@@ -179,10 +183,10 @@ fn direct(class: &Class) -> Result<(), String> {
     }
 }
 
-/// On an x86_64 host both sides use the SysV ABI and one kernel, so every conversion but the
-/// wrapping of guest function pointers is the identity.
+/// Guest function pointers are wrapped on every host ([`callback`]); on an x86_64 host both
+/// sides use the SysV ABI and one kernel, so every other conversion is the identity.
 fn direct_conversion(c: &Conversion) -> bool {
-    cfg!(target_arch = "x86_64") && !matches!(c, Conversion::Callback)
+    matches!(c, Conversion::Callback) || cfg!(target_arch = "x86_64")
 }
 
 impl HostSide for Bridge {
@@ -231,7 +235,16 @@ impl HostSide for Bridge {
                         return None;
                     }
                 };
-                let host = self.dlsym(soname, name)?;
+                let mut host = self.dlsym(soname, name)?;
+                if matches!(&rec.class, Class::Convert(c) if c.contains(&Conversion::Callback)) {
+                    host = match callback::wrapper(host, sig, &plan) {
+                        Ok(w) => w,
+                        Err(why) => {
+                            self.refused.push((name.to_string(), format!("{soname}: {why}")));
+                            return None;
+                        }
+                    };
+                }
                 let addr = self.stub(NativeFn { host, plan, name: name.to_string() }).ok()?;
                 self.stubs.insert((soname.to_string(), name.to_string()), addr);
                 Some((addr, 0))
