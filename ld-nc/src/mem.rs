@@ -124,6 +124,20 @@ impl GuestMap {
             && self.pieces(start, end).iter().all(|&(_, _, p)| p & prot == prot)
     }
 
+    /// [`GuestMap::allows`], or — when native libraries share the process ([`set_native_heap`])
+    /// — a range the guest map does not record at all but the host has mapped: memory a native
+    /// library allocated for the guest (`malloc` is the native one), such as a `sigaltstack`
+    /// buffer. Only for data the runtime reads or writes on the guest's behalf.
+    pub fn allows_data(&self, start: u64, end: u64, prot: u32) -> bool {
+        if self.allows(start, end, prot) {
+            return true;
+        }
+        NATIVE_HEAP.load(std::sync::atomic::Ordering::Relaxed)
+            && end > start
+            && self.pieces(start, end).is_empty()
+            && host_mapped(start, end)
+    }
+
     /// Whether any recorded part of `[start, end)` is guest-executable.
     pub fn any_exec(&self, start: u64, end: u64) -> bool {
         self.pieces(start, end).iter().any(|&(_, _, p)| p & PROT_EXEC != 0)
@@ -218,6 +232,29 @@ pub fn guest_mprotect(map: &mut GuestMap, start: u64, end: u64, prot: u32) {
     } else {
         log::warn!(target: "ldnc::load", "mprotect({start:#x}, {:#x}): {}", end - start, std::io::Error::last_os_error());
     }
+}
+
+/// Whether guest data may live in memory the guest map does not record (a bridged program, whose
+/// heap is the native libc's).
+static NATIVE_HEAP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Native libraries allocate memory for the guest from now on (see [`GuestMap::allows_data`]).
+pub fn set_native_heap() {
+    NATIVE_HEAP.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether every page of `[start, end)` is mapped in this process (mincore(2) fails with ENOMEM
+/// on an unmapped page).
+fn host_mapped(start: u64, end: u64) -> bool {
+    let a = start & !0xfff;
+    let len = (end - a + 0xfff) & !0xfff;
+    let pages = (len / 4096) as usize;
+    if pages > 1 << 16 {
+        return false;
+    }
+    let mut v = vec![0u8; pages];
+    // SAFETY: `v` has one byte per page of the range.
+    unsafe { libc::mincore(a as *mut _, len as usize, v.as_mut_ptr()) == 0 }
 }
 
 /// The calling thread's `errno`.

@@ -76,10 +76,16 @@ fn record(s: usize, info: *const libc::siginfo_t) {
 /// timer sends the kick again shortly; outside translated code nothing is needed (the run loop
 /// checks pending signals at every exit). Async-signal-safe.
 pub fn leave_translated_code(uc: *mut libc::c_void) {
-    if crate::smc::interrupt_guest(uc) == crate::smc::Interrupt::Missed {
-        if let Some(t) = crate::threads::current_slot() {
-            crate::threads::arm_retry(t);
+    match crate::smc::interrupt_guest(uc) {
+        crate::smc::Interrupt::Missed => {
+            if let Some(t) = crate::threads::current_slot() {
+                crate::threads::arm_retry(t);
+            }
         }
+        // In native code (a bridged call) or in the runtime: the native call's return stops
+        // for delivery (in the runtime the flag is spurious and harmless).
+        crate::smc::Interrupt::NotInCode => translator::dispatch::request_attention_here(),
+        crate::smc::Interrupt::Stopped => {}
     }
 }
 
@@ -399,7 +405,7 @@ pub fn deliver(cpu: &mut CpuState, p: &mut Process, sig: usize, info: &[u8; 128]
     let (at, f, fp_at, fp) = build_frame(cpu, info, &act, (alt.sp, alt.size, use_alt || on_alt), old_mask);
     let ok = {
         let m = p.mem.borrow();
-        let fits = |a: u64, n: usize| a.checked_add(n as u64).is_some_and(|e| m.allows(a, e, PROT_WRITE));
+        let fits = |a: u64, n: usize| a.checked_add(n as u64).is_some_and(|e| m.allows_data(a, e, PROT_WRITE));
         fits(at, f.len()) && fits(fp_at, fp.len())
     };
     if !ok || act.flags & sa::SA_RESTORER == 0 {
@@ -532,14 +538,14 @@ pub struct BadFrame;
 pub fn sigreturn(cpu: &mut CpuState, p: &Process) -> Result<(), BadFrame> {
     let at = cpu.get(Gpr::Rsp).wrapping_sub(8);
     let m = p.mem.borrow();
-    if !at.checked_add(frame::SIZE).is_some_and(|e| m.allows(at, e, crate::mem::PROT_READ)) {
+    if !at.checked_add(frame::SIZE).is_some_and(|e| m.allows_data(at, e, crate::mem::PROT_READ)) {
         return Err(BadFrame);
     }
     let mut f = vec![0u8; frame::SIZE as usize];
     // SAFETY: guest-readable memory checked above.
     unsafe { core::ptr::copy_nonoverlapping(at as *const u8, f.as_mut_ptr(), f.len()) };
     let fp_at = get64(&f, frame::MCONTEXT + 8 * frame::FPSTATE_SLOT);
-    let fp_ok = fp_at.checked_add(frame::FPSTATE_SIZE).is_some_and(|e| m.allows(fp_at, e, crate::mem::PROT_READ));
+    let fp_ok = fp_at.checked_add(frame::FPSTATE_SIZE).is_some_and(|e| m.allows_data(fp_at, e, crate::mem::PROT_READ));
     let fp = if fp_at != 0 && fp_ok {
         let mut v = vec![0u8; frame::FPSTATE_SIZE as usize];
         // SAFETY: guest-readable memory checked above.

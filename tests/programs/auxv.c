@@ -63,10 +63,9 @@ int main(int argc, char **argv, char **envp) {
     printf("AT_EXECFN basename %s\n", execfn ? base(execfn) : "(none)");
     /* 0 for a static program; a dynamic one's interpreter: its ELF header is mapped there. */
     uintptr_t at_base = getauxval(AT_BASE);
-    if (at_base == 0)
-        printf("AT_BASE 0\n");
-    else
-        printf("AT_BASE is an ELF header %d\n", memcmp((const void *)at_base, ELFMAG, SELFMAG) == 0);
+    /* 0 for a static program and for one ld-nc links itself; a dynamic one run by its own ld.so
+     * gets the interpreter's ELF header. */
+    printf("AT_BASE is 0 or an ELF header %d\n", at_base == 0 || memcmp((const void *)at_base, ELFMAG, SELFMAG) == 0);
 
     const ElfW(Ehdr) *eh = &__ehdr_start;
     uintptr_t bias = eh->e_type == ET_DYN ? (uintptr_t)eh : 0;

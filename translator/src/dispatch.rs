@@ -78,11 +78,51 @@ pub static REUSE_PENDING: AtomicU32 = AtomicU32::new(0);
 #[repr(C)]
 pub struct ThreadSlot {
     in_code: AtomicBool,
+    /// Set (from a signal handler) when the runtime has work for this thread that cannot wait for
+    /// its next exit — a guest signal arrived while it ran native code: the native-call routine
+    /// then exits with INTERRUPT when the native function returns, and clears it.
+    attention: AtomicBool,
     tid: AtomicI32,
 }
 
 /// Offset of the `in_code` byte in [`ThreadSlot`] (written by the native-call routines).
 pub const OFF_IN_CODE: usize = core::mem::offset_of!(ThreadSlot, in_code);
+/// Offset of the `attention` byte in [`ThreadSlot`] (read and cleared by the native-call routines).
+pub const OFF_ATTENTION: usize = core::mem::offset_of!(ThreadSlot, attention);
+
+/// From a signal handler on the thread itself: make its current (or next) native call stop for
+/// the runtime when it returns (see [`ThreadSlot`]'s `attention`). Async-signal-safe: on x86_64 the
+/// thread's context is found through GS (its FS may be the guest's inside the native-call
+/// routine), elsewhere through a thread-local.
+pub fn request_attention_here() {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: reading GS base has no side effect (FSGSBASE is enabled: the backend uses it).
+        let gs: u64 = unsafe {
+            let v: u64;
+            core::arch::asm!("rdgsbase {}", out(reg) v, options(nomem, nostack));
+            v
+        };
+        if gs != 0 {
+            // SAFETY: a non-zero GS base is an entered context, recognised by its magic word.
+            unsafe {
+                use crate::isa::x86_64::regs::{MAGIC, SLOT_MAGIC};
+                if *(gs as *const u64).byte_add(SLOT_MAGIC) == MAGIC {
+                    let slot = (*(gs as *const ThreadCtx)).slot;
+                    if !slot.is_null() {
+                        (*slot).attention.store(true, Ordering::SeqCst);
+                    }
+                }
+            }
+            return;
+        }
+    }
+    let p = CURRENT_SLOT.with(|c| c.get());
+    if !p.is_null() {
+        // SAFETY: a slot stays alive until its thread ends (see `thread_ended`): this is that thread.
+        unsafe { (*p).attention.store(true, Ordering::SeqCst) };
+    }
+}
 
 impl ThreadSlot {
     /// Whether the thread is executing translated code now (false inside a native call).

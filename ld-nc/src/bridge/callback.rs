@@ -271,6 +271,16 @@ fn to_native(p: u64, sig: &Signature, rt: &Runtime) -> u64 {
     })
 }
 
+/// A host-callable address for function pointer `p` that the guest handed to ld-nc: a guest
+/// function's trampoline, a bridged function's native address, or `p` itself.
+pub fn callable(p: u64, sig: &Signature) -> Result<u64, String> {
+    let rt = RUNTIME.get().ok_or("the bridge is not set up")?;
+    if p == 0 {
+        return Err("a null function pointer".into());
+    }
+    Ok(to_native(p, sig, rt))
+}
+
 /// Called by the wrap entry routine: replace guest function pointers in the saved arguments.
 ///
 /// # Safety
@@ -323,7 +333,9 @@ fn current_ctx(rt: &Runtime) -> Result<*mut ThreadCtx, String> {
     let stack = unsafe { host_mmap(0, THREAD_STACK, rw, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE, -1, 0) }
         .map_err(|e| format!("cannot map a guest stack: {}", std::io::Error::from_raw_os_error(e)))?;
     rt.mem.borrow_mut().insert(stack, stack + THREAD_STACK, crate::mem::PROT_READ | crate::mem::PROT_WRITE);
-    OWN_STACK.with(|s| s.set(stack + THREAD_STACK));
+    // Headroom above the first frame: an x86_64 variadic native call copies stack words above
+    // its caller's frame (bridge::X86_UNKNOWN_STACK_ARGS).
+    OWN_STACK.with(|s| s.set(stack + THREAD_STACK - 1024));
     crate::threads::register_current();
     let p = Box::into_raw(ctx);
     CURRENT.with(|c| c.set(p));

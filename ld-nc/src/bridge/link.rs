@@ -26,6 +26,7 @@ const TCB_POINTER_GUARD: u64 = 0x30;
 /// Link `cfg.prog` with native libraries and build its process.
 pub fn setup(cfg: &Config, env: Vec<(OsString, OsString)>) -> Result<Guest, String> {
     let mem = SharedMap::new(GuestMap::new());
+    crate::mem::set_native_heap();
     let mut bridge = Bridge::new(
         &mut mem.borrow_mut(),
         super::manifest_dirs(cfg.manifests.as_deref()),
@@ -40,6 +41,9 @@ pub fn setup(cfg: &Config, env: Vec<(OsString, OsString)>) -> Result<Guest, Stri
     // `__libc_start_main` binds to a forwarder now and to its routine once the link is done.
     let lsm = bridge.place_code(&start::forwarder(0))?;
     bridge.handlers.insert("__libc_start_main".into(), lsm);
+    let tga = bridge.place_code(&start::forwarder(0))?;
+    bridge.handlers.insert("__tls_get_addr".into(), tga);
+    super::handlers::install(&mut bridge)?;
     let linked = linker::link(prog, &mut mem.borrow_mut(), &search, &mut bridge).map_err(|e| explain(e, &bridge))?;
     log::info!(
         target: "ldnc::load",
@@ -49,6 +53,7 @@ pub fn setup(cfg: &Config, env: Vec<(OsString, OsString)>) -> Result<Guest, Stri
         linked.scope.len() - linked.objects.len()
     );
 
+    super::dl::set_objects(&linked);
     let exit = bridge
         .lookup("libc.so.6", "exit", None)
         .ok_or("the native libc has no usable `exit`")?
@@ -67,12 +72,22 @@ pub fn setup(cfg: &Config, env: Vec<(OsString, OsString)>) -> Result<Guest, Stri
     // no thread runs yet.
     unsafe { ((lsm + 2) as *mut u64).write_unaligned(routine) };
     let entry = bridge.place_code(&start::startup(&linked.ifuncs, &linked.init, loaded.entry))?;
+    // Module ids are 1-based load indices; each entry is minus the block's offset below TP.
+    let table: Vec<u8> = std::iter::once(0u64)
+        .chain(linked.tls.iter().map(|t| t.offset.wrapping_neg()))
+        .flat_map(u64::to_le_bytes)
+        .collect();
+    let table = bridge.place_code(&table)?;
+    let tga_routine = bridge.place_code(&super::handlers::tls_get_addr(table)?)?;
+    // SAFETY: as for the `__libc_start_main` forwarder above.
+    unsafe { ((tga + 2) as *mut u64).write_unaligned(tga_routine) };
 
     let _ = TLS.set(TlsLayout { slots: linked.tls.clone(), size: linked.tls_size, align: linked.tls_align });
     let fs = tls_block(&mut mem.borrow_mut())?;
     let _ = MEM.set(mem.clone());
     let mut guest = crate::run::finish(cfg, env, mem, &image, &loaded, entry, 0)?;
     guest.ctx.cpu.fs_base = fs;
+    super::handlers::set_auxv_from_stack(guest.ctx.cpu.get(translator::Gpr::Rsp));
     guest.traps = Some(bridge.traps());
     // The objects' file mappings and tables are no longer needed; their memory stays mapped.
     drop(linked);
@@ -82,7 +97,13 @@ pub fn setup(cfg: &Config, env: Vec<(OsString, OsString)>) -> Result<Guest, Stri
 /// A link error, with why the bridge refused a symbol that no guest object defines.
 fn explain(e: LinkError, bridge: &Bridge) -> String {
     match &e {
-        LinkError::Symbol { name, .. } => match bridge.refused.iter().find(|(n, _)| n == name) {
+        // The most telling refusal: a library with a record for it, else any.
+        LinkError::Symbol { name, .. } => match bridge
+            .refused
+            .iter()
+            .filter(|(n, _)| n == name)
+            .min_by_key(|(_, why)| why.contains("no manifest record"))
+        {
             Some((_, why)) => format!("{e}: the native library cannot take it yet: {why}"),
             None => e.to_string(),
         },

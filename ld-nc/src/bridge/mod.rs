@@ -17,6 +17,8 @@
 //! and the default for dynamic programs stays the guest's own `ld.so` (see [`crate::elf::interp`]).
 
 pub mod callback;
+pub mod dl;
+pub mod handlers;
 pub mod link;
 pub mod start;
 
@@ -143,6 +145,17 @@ impl Bridge {
         self.manifests.get(soname)?.as_ref()
     }
 
+    /// The guest address a call to function `name` of native library `soname` should go to.
+    pub fn lookup_fn(&mut self, soname: &str, name: &str) -> Option<u64> {
+        self.lookup(soname, name, None).map(|(a, _)| a)
+    }
+
+    /// A trap stub calling ld-nc's own host function `host` (a handler) with signature `sig`.
+    pub fn host_handler(&mut self, name: &str, host: u64, sig: &abi::Signature) -> Result<u64, String> {
+        let plan = abi::plan_call(sig, &[]).map_err(|e| format!("{name}: {e}"))?;
+        self.stub(NativeFn { host, plan, name: name.to_string() })
+    }
+
     /// The host's handle of `soname` (`dlopen`, RTLD_NOW | RTLD_GLOBAL).
     fn handle(&mut self, soname: &str) -> Option<usize> {
         if let Some(&h) = self.handles.get(soname) {
@@ -217,43 +230,80 @@ impl HostSide for Bridge {
             self.refused.push((name.to_string(), format!("{soname} has no manifest record for it")));
             return None;
         };
-        match &rec.kind {
-            Kind::Data { size } if rec.class == Class::Pass => {
-                let addr = self.dlsym(soname, name)?;
-                log::debug!(target: "ldnc::bind", "{name}: native data {addr:#x} ({size} bytes)");
-                Some((addr, *size))
+        let r = match &rec.kind {
+            Kind::Data { size } if rec.class == Class::Pass => self.bind_data(soname, name, *size),
+            Kind::Func(sig) if direct(&rec.class).is_ok() => match self.bind_func(soname, name, sig, &rec.class) {
+                // A plan the riscv64 rules cannot make (a va_list) is no obstacle to one ABI.
+                Err(_) if cfg!(target_arch = "x86_64") && !has_callback(&rec.class) => self.bind_generic(soname, name),
+                r => r,
+            },
+            // One ABI and one kernel: on an x86_64 host whatever the native library exports can be
+            // called or read as it is, except what has a handler (above).
+            Kind::Func(_) | Kind::Undeclared { func: true } if cfg!(target_arch = "x86_64") && !is_handler_class(&rec.class) => {
+                self.bind_generic(soname, name)
             }
-            Kind::Func(sig) => {
-                if let Err(why) = direct(&rec.class) {
-                    self.refused.push((name.to_string(), format!("{soname}: {why}")));
-                    return None;
-                }
-                let plan = match abi::plan_call(sig, &[]) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        self.refused.push((name.to_string(), format!("{soname}: no plan: {e}")));
-                        return None;
-                    }
-                };
-                let mut host = self.dlsym(soname, name)?;
-                if matches!(&rec.class, Class::Convert(c) if c.contains(&Conversion::Callback)) {
-                    host = match callback::wrapper(host, sig, &plan) {
-                        Ok(w) => w,
-                        Err(why) => {
-                            self.refused.push((name.to_string(), format!("{soname}: {why}")));
-                            return None;
-                        }
-                    };
-                }
-                let addr = self.stub(NativeFn { host, plan, name: name.to_string() }).ok()?;
-                self.stubs.insert((soname.to_string(), name.to_string()), addr);
-                Some((addr, 0))
-            }
-            _ => {
-                self.refused.push((name.to_string(), format!("{soname}: {}", rec.class_text())));
+            Kind::Data { size } if cfg!(target_arch = "x86_64") => self.bind_data(soname, name, *size),
+            Kind::Undeclared { func: false } if cfg!(target_arch = "x86_64") => self.bind_data(soname, name, 0),
+            _ => Err(match direct(&rec.class) {
+                Err(why) => why,
+                Ok(()) => rec.class_text(),
+            }),
+        };
+        match r {
+            Ok(v) => Some(v),
+            Err(why) => {
+                self.refused.push((name.to_string(), format!("{soname}: {why}")));
                 None
             }
         }
+    }
+}
+
+/// A record whose function-pointer arguments must be wrapped.
+fn has_callback(c: &Class) -> bool {
+    matches!(c, Class::Convert(list) if list.contains(&Conversion::Callback))
+}
+
+/// A symbol excluded because it needs a handler in ld-nc.
+fn is_handler_class(c: &Class) -> bool {
+    matches!(c, Class::Exclude { reason: abi::Reason::Handler, .. })
+}
+
+/// Bytes of guest stack a variadic or unprototyped native function gets copied on an x86_64
+/// host, where the plan cannot know how many stack arguments the caller passed.
+const X86_UNKNOWN_STACK_ARGS: u32 = 256;
+
+impl Bridge {
+    fn bind_data(&mut self, soname: &str, name: &str, size: u64) -> Result<(u64, u64), String> {
+        let addr = self.dlsym(soname, name).ok_or("the host library does not export it")?;
+        log::debug!(target: "ldnc::bind", "{name}: native data {addr:#x} ({size} bytes)");
+        Ok((addr, size))
+    }
+
+    fn bind_func(&mut self, soname: &str, name: &str, sig: &abi::Signature, class: &Class) -> Result<(u64, u64), String> {
+        let mut plan = abi::plan_call(sig, &[]).map_err(|e| format!("no plan: {e}"))?;
+        if sig.varargs != abi::Varargs::None && cfg!(target_arch = "x86_64") {
+            plan.guest_stack = plan.guest_stack.max(X86_UNKNOWN_STACK_ARGS);
+        }
+        let mut host = self.dlsym(soname, name).ok_or("the host library does not export it")?;
+        if has_callback(class) {
+            host = callback::wrapper(host, sig, &plan)?;
+        }
+        self.bind_stub(soname, name, host, plan)
+    }
+
+    /// x86_64 host only: a call with the guest's registers as they are and a generous copy of its
+    /// stack arguments.
+    fn bind_generic(&mut self, soname: &str, name: &str) -> Result<(u64, u64), String> {
+        let host = self.dlsym(soname, name).ok_or("the host library does not export it")?;
+        let plan = abi::CallPlan { guest_stack: X86_UNKNOWN_STACK_ARGS, ..abi::CallPlan::default() };
+        self.bind_stub(soname, name, host, plan)
+    }
+
+    fn bind_stub(&mut self, soname: &str, name: &str, host: u64, plan: abi::CallPlan) -> Result<(u64, u64), String> {
+        let addr = self.stub(NativeFn { host, plan, name: name.to_string() })?;
+        self.stubs.insert((soname.to_string(), name.to_string()), addr);
+        Ok((addr, 0))
     }
 }
 

@@ -209,6 +209,8 @@ pub struct Dso {
     pub relro: Option<(u64, u64)>,
     /// The dynamic section's run-time address (`_DYNAMIC`).
     pub dynamic: u64,
+    /// PT_GNU_EH_FRAME's run-time address (the unwinder's index of this object), or 0.
+    pub eh_frame_hdr: u64,
 }
 
 /// The little-endian `T` at `off`, if the bytes are there.
@@ -264,6 +266,7 @@ impl Dso {
             tls: None,
             relro: None,
             dynamic: 0,
+            eh_frame_hdr: 0,
         };
         d.read_dynamic().map_err(|problem| DynError { path: path.to_path_buf(), problem }.to_string())?;
         Ok(d)
@@ -320,6 +323,7 @@ impl Dso {
                     }
                     self.tls = Some(TlsTemplate { image: self.addr(vaddr), filesz, memsz, align: align.max(1) });
                 }
+                ph::PT_GNU_EH_FRAME => self.eh_frame_hdr = self.addr(vaddr),
                 ph::PT_GNU_RELRO => {
                     let a = self.addr(vaddr) & !(super::PAGE - 1);
                     let b = self.addr(vaddr.saturating_add(memsz)) & !(super::PAGE - 1);

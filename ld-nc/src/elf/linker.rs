@@ -298,7 +298,8 @@ fn relocate(l: &mut Linked, i: usize, host: &mut dyn HostSide) -> Result<(), Lin
     let bias = l.objects[i].loaded.bias;
     let path = l.objects[i].path.clone();
     let bad = |problem| LinkError::Dyn(DynError { path: path.clone(), problem });
-    let mut cache: HashMap<u32, Option<Resolved>> = HashMap::new();
+    // By (symbol, is COPY): a COPY looks past the program, other references do not.
+    let mut cache: HashMap<(u32, bool), Option<Resolved>> = HashMap::new();
     for rel in &relocs {
         let at = bias.wrapping_add(rel.offset);
         if rel.kind == R_X86_64_NONE {
@@ -309,11 +310,12 @@ fn relocate(l: &mut Linked, i: usize, host: &mut dyn HostSide) -> Result<(), Lin
             return Err(bad(DynProblem::RelocOutside { offset: rel.offset }));
         }
         let sym = if rel.sym != 0 && rel.kind != R_X86_64_RELATIVE && rel.kind != R_X86_64_IRELATIVE {
-            match cache.get(&rel.sym) {
+            let key = (rel.sym, rel.kind == R_X86_64_COPY);
+            match cache.get(&key) {
                 Some(r) => *r,
                 None => {
-                    let r = resolve(l, i, u64::from(rel.sym), rel.kind == R_X86_64_COPY, host)?;
-                    cache.insert(rel.sym, r);
+                    let r = resolve(l, i, u64::from(rel.sym), key.1, host)?;
+                    cache.insert(key, r);
                     r
                 }
             }
@@ -341,7 +343,14 @@ fn relocate(l: &mut Linked, i: usize, host: &mut dyn HostSide) -> Result<(), Lin
             }
             R_X86_64_COPY => {
                 let Some(src) = sym else { continue };
-                let n = src.size.min(l.objects[i].image.hi());
+                // The definition's size, or (a native variable whose manifest gives none) the
+                // size the program's own symbol says it reserved.
+                let own = l.objects[i].sym(u64::from(rel.sym)).map_or(0, |s| s.size);
+                let n = match (src.size, own) {
+                    (0, o) => o,
+                    (s, 0) => s,
+                    (s, o) => s.min(o),
+                };
                 if !l.objects[i].writable(at, n) {
                     return Err(bad(DynProblem::RelocOutside { offset: rel.offset }));
                 }

@@ -315,11 +315,12 @@ impl Sys<'_> {
             return Err(err(libc::EFAULT));
         }
         let end = addr.checked_add(data.len() as u64).ok_or(err(libc::EFAULT))?;
-        if !self.proc.mem.borrow().allows(addr, end, crate::mem::PROT_WRITE) {
+        if !self.proc.mem.borrow().allows_data(addr, end, crate::mem::PROT_WRITE) {
             return Err(err(libc::EFAULT));
         }
-        // SAFETY: `[addr, end)` is recorded guest memory with guest PROT_WRITE, which is host
-        // writable at its identity address.
+        // SAFETY: `[addr, end)` is recorded guest memory with guest PROT_WRITE, host writable at
+        // its identity address, or (a bridged program) host memory a native library gave the
+        // guest (`allows_data`).
         unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), addr as *mut u8, data.len()) };
         Ok(())
     }
@@ -333,11 +334,12 @@ impl Sys<'_> {
             return Err(err(libc::EFAULT));
         }
         let end = addr.checked_add(len as u64).ok_or(err(libc::EFAULT))?;
-        if !self.proc.mem.borrow().allows(addr, end, crate::mem::PROT_READ) {
+        if !self.proc.mem.borrow().allows_data(addr, end, crate::mem::PROT_READ) {
             return Err(err(libc::EFAULT));
         }
         let mut v = vec![0u8; len];
-        // SAFETY: `[addr, end)` is recorded guest memory with guest PROT_READ, host readable.
+        // SAFETY: `[addr, end)` is recorded guest memory with guest PROT_READ, host readable, or
+        // mapped host memory a native library gave the guest (`allows_data`).
         unsafe { core::ptr::copy_nonoverlapping(addr as *const u8, v.as_mut_ptr(), len) };
         Ok(v)
     }
