@@ -199,7 +199,9 @@ fn direct(class: &Class) -> Result<(), String> {
 /// Guest function pointers are wrapped on every host ([`callback`]); on an x86_64 host both
 /// sides use the SysV ABI and one kernel, so every other conversion is the identity.
 fn direct_conversion(c: &Conversion) -> bool {
-    matches!(c, Conversion::Callback) || cfg!(target_arch = "x86_64")
+    // The translator's plan moves carry `long double` (x87 ⇄ binary128) and by-value aggregates
+    // on riscv64 too; varargs, va_list and kernel structs need their handlers.
+    matches!(c, Conversion::Callback | Conversion::LongDouble | Conversion::StructByValue) || cfg!(target_arch = "x86_64")
 }
 
 impl HostSide for Bridge {
