@@ -216,9 +216,11 @@ impl BlockMap {
     }
 
     /// Write `{guest, host}` into its slot so that a reader on another thread that finds tag
-    /// `guest` finds this `host` (provided it orders its two loads, as generated code does: see
-    /// the backends' table probes): the tag is first made empty, then the host written, then the
-    /// tag, with release ordering between them.
+    /// `guest` finds this `host`: the tag is first made empty, then the host written, then the
+    /// tag, with release ordering between them. A reader must load tag, host, tag again, in
+    /// order, and accept the host only if both tags are its target (as generated code does: see
+    /// the backends' table probes): checking the tag only before the host load could pair an old
+    /// tag with the host of a guest that replaced it meanwhile (a collision in this slot).
     fn publish(&self, guest: u64, host: u64) {
         let (g, h) = self.slot_words((guest & Self::MASK) as usize);
         if g.load(Ordering::Relaxed) == guest && h.load(Ordering::Relaxed) == host {

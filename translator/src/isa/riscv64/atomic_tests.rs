@@ -356,13 +356,31 @@ fn lookup_probe_orders_the_host_load_after_the_guest_load() {
     assert_eq!(t[g + 1], format!("xor {y},{y},a6"), "{t:#?}");
     assert!(t[g + 2].starts_with(&format!("bne {y},zero,")), "{t:#?}");
     assert_eq!(t[g + 3], format!("add t1,t1,{y}"), "the host load's address depends on the guest load: {t:#?}");
-    assert_eq!(t[g + 4], "ld t1,8(t1)", "{t:#?}");
+    assert_eq!(t[g + 4], format!("ld {y},8(t1)"), "{t:#?}");
     // Not fenced in fence mode either (the dependency orders them); the inline cache's word load
     // keeps its fixed distance from the auipc.
     let f = text(&x86(&[Instruction::with1(Code::Jmp_rm64, Register::RAX).unwrap()]), Ext { tso_fences: true, ..Ext::default() });
     let a = f.iter().position(|l| l.starts_with("auipc ")).expect("auipc");
     assert!(f[a + 1].starts_with("ld ") && f[a + 1].ends_with(",16(t1)"), "{f:#?}");
     assert!(f[a + 2].starts_with("beq "), "{f:#?}");
+}
+
+#[test]
+fn lookup_probe_checks_the_guest_tag_again_after_the_host_load() {
+    // The dispatcher republishes a slot (EMPTY, host, guest) while other threads probe it: a
+    // probe that checked the tag only before loading the host word could pair an old tag with
+    // the host of the slot's new guest. So the tag is loaded again, address-dependent on the host
+    // load, and must still be the target before the jump.
+    let t = text(&x86(&[Instruction::with1(Code::Jmp_rm64, Register::RAX).unwrap()]), Ext::default());
+    let g = t.iter().position(|l| l.ends_with(",0(t1)") && l.starts_with("ld ")).expect("guest load");
+    let y = t[g].split([' ', ',']).nth(1).unwrap().to_string();
+    let miss = t[g + 2].rsplit(',').next().unwrap().to_string();
+    assert_eq!(t[g + 4], format!("ld {y},8(t1)"), "host load: {t:#?}");
+    assert_eq!(t[g + 5], format!("sub t1,t1,{y}"), "the second tag load's address depends on the host: {t:#?}");
+    assert_eq!(t[g + 6], format!("add t1,t1,{y}"), "{t:#?}");
+    assert_eq!(t[g + 7], "ld t1,0(t1)", "the tag again: {t:#?}");
+    assert_eq!(t[g + 8], format!("bne t1,a6,{miss}"), "a changed tag misses: {t:#?}");
+    assert_eq!(t[g + 9], format!("jalr zero,0({y})"), "the jump uses the checked host word: {t:#?}");
 }
 
 #[test]

@@ -836,7 +836,8 @@ impl Lower<'_> {
     ///  S-12 jal fill                     → `table` once filled
     ///  S-8  .dword cached guest target
     ///  S:   jal table ; nop              link site (INDIRECT) → the cached target's code
-    ///  table: probe ctx.lookup, jump to the host code, or exit LOOKUP (no link)
+    ///  table: probe ctx.lookup (tag, host, tag again), jump to the host code, or exit
+    ///         LOOKUP (no link)
     ///  fill:  exit LOOKUP with exit_arg = S, so the dispatcher fills the cache
     /// ```
     ///
@@ -871,19 +872,33 @@ impl Lower<'_> {
         self.a.slli(x, x, 4);
         self.a.ld(y, CTX, OFF_LOOKUP as i32);
         self.a.r(Op::Add, x, x, y);
-        // The dispatcher publishes an entry as guest = EMPTY, host, then guest (release); the
-        // host load must not be satisfied before the guest load, which RVWMO allows for two
-        // independent loads. `guest ^ target` (zero on a hit) added to the host load's address
-        // makes it address-dependent on the guest load (RVWMO preserved program order, rule 9),
-        // so no fence is needed in any mode. Both loads are shared-table reads, not guest
-        // accesses: emitted raw, without the TSO fences.
+        // The dispatcher (re)publishes an entry as guest = EMPTY, host, then guest (release,
+        // `BlockMap::publish`), while this probe runs on other harts. Checking the tag once
+        // before the host load is not enough: a thread that loads the old tag, stalls (it is
+        // preempted, or its hart is slow), and then loads the host word after a republish of the
+        // slot for another guest (a collision: another target with the same low bits) pairs the
+        // old tag with the new block and runs the wrong guest code. So, seqlock style, the tag
+        // is loaded again after the host word and must still be the target: the writer's
+        // EMPTY store precedes its host store, so a host word newer than the first tag load
+        // makes the second tag load see EMPTY or the other guest.
+        //
+        // The three loads must be performed in program order, which RVWMO allows to reorder.
+        // Each one's address is made syntactically dependent on the previous load's result
+        // (preserved program order, rule 9), so no fence is needed in any mode: `guest ^ target`
+        // (zero on a hit) is added to the host load's address, and `- host + host` to the second
+        // tag load's. All three are shared-table reads, not guest accesses: emitted raw, without
+        // the TSO fences.
         self.a.word(enc_i(Op::Ld, y, x, 0));
         let miss = self.a.label();
         self.a.r(Op::Xor, y, y, t);
         self.a.b(Op::Bne, y, Reg::ZERO, miss);
         self.a.r(Op::Add, x, x, y);
-        self.a.word(enc_i(Op::Ld, x, x, 8));
-        self.a.i(Op::Jalr, Reg::ZERO, x, 0);
+        self.a.word(enc_i(Op::Ld, y, x, 8));
+        self.a.r(Op::Sub, x, x, y);
+        self.a.r(Op::Add, x, x, y);
+        self.a.word(enc_i(Op::Ld, x, x, 0));
+        self.a.b(Op::Bne, x, t, miss);
+        self.a.i(Op::Jalr, Reg::ZERO, y, 0);
         self.a.bind(miss);
         self.a.sd(t, CTX, OFF_RIP as i32);
         self.a.li(x, exit::LOOKUP);

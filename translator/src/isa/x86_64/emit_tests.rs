@@ -292,3 +292,26 @@ fn rcx_branches_reach_both_paths_whatever_the_alignment() {
         }
     }
 }
+
+#[test]
+fn lookup_probe_checks_the_guest_tag_again_after_the_host_load() {
+    // The dispatcher republishes a slot (EMPTY, host, guest) while other threads probe it: a
+    // probe that checked the tag only before loading the host word could pair an old tag with
+    // the host of the slot's new guest. So the tag is loaded again after the host word (x86 keeps
+    // the loads in order) and must still match before the jump.
+    static CODE: [u8; 2] = [0xff, 0xe0]; // jmp rax
+    let (text, _, _) = translate(&CODE);
+    let table = text.iter().position(|l| l == "movzx ecx,dx").expect("table probe");
+    // The table loads, the match tests and the final jump, in order.
+    let target_jump = format!("jmp qword ptr gs:[{S_TARGET:X}h]");
+    let steps: Vec<&str> = text[table..]
+        .iter()
+        .map(|l| if l.starts_with("jrcxz") { "jrcxz" } else { l.as_str() })
+        .filter(|l| l.starts_with("mov rcx,[rax") || *l == "jrcxz" || *l == target_jump)
+        .collect();
+    assert_eq!(
+        steps,
+        ["mov rcx,[rax]", "jrcxz", "mov rcx,[rax+8]", "mov rcx,[rax]", "jrcxz", target_jump.as_str()],
+        "tag, host, tag again, each tag checked: {text:#?}"
+    );
+}

@@ -250,7 +250,7 @@ struct IcMeta {
 /// hit:  mov rcx, gs:[S_RCX] ; mov rdx, gs:[S_RDX]
 ///       jmp rehit                    ; link site (INDIRECT) → the cached target's code
 /// rehit: mov gs:[S_RCX], rcx ; mov rdx, gs:[S_GUEST_TARGET]
-/// table: … probe ctx.lookup, jump to the host code, or exit (miss) …
+/// table: … probe ctx.lookup: tag, host, tag again; jump to the host code, or exit (miss) …
 /// fill: exit with exit_arg = the link site, so the dispatcher fills the cache
 /// ```
 fn emit_indirect(a: &mut Asm<'_>, ics: &mut Vec<(usize, usize, usize, usize)>) -> Result<usize, TranslateError> {
@@ -291,21 +291,33 @@ fn emit_indirect(a: &mut Asm<'_>, ics: &mut Vec<(usize, usize, usize, usize)>) -
         Register::RAX,
         MemoryOperand::new(Register::RAX, Register::RCX, 8, 0, 0, false, Register::None),
     ))?)?;
-    a.insn(&e(Instruction::with2(Code::Mov_r64_rm64, Register::RCX, MemoryOperand::with_base(Register::RAX)))?)?;
-    a.insn(&e(Instruction::with1(Code::Not_rm64, Register::RCX))?)?;
-    a.insn(&e(Instruction::with2(
-        Code::Lea_r64_m,
-        Register::RCX,
-        MemoryOperand::new(Register::RCX, Register::RDX, 1, 1, 1, false, Register::None),
-    ))?)?;
-    // jrcxz over the miss jump (rel8 patched once its length is known).
-    a.raw(&[0xe3, 0]);
-    let rel_at = a.len() - 1;
-    a.jmp_gs(SLOT_MISS)?;
-    let skip = u8::try_from(a.len() - rel_at - 1).map_err(|_| TranslateError::TooLarge)?;
-    a.patch_u8(rel_at, skip);
-    a.insn(&e(Instruction::with2(Code::Mov_r64_rm64, Register::RAX, MemoryOperand::with_base_displ(Register::RAX, 8)))?)?;
-    a.store_gs(S_TARGET, Register::RAX)?;
+    // The dispatcher (re)publishes an entry as guest = EMPTY, host, then guest
+    // (`BlockMap::publish`) while this probe runs on other threads. A thread that loads the old
+    // tag, is preempted, and loads the host word after a republish of the slot for another guest
+    // (a collision) would run that guest's block: so, seqlock style, the tag is checked again
+    // after the host load. x86 keeps loads in program order, and the writer's EMPTY store
+    // precedes its host store, so a host word newer than the first tag load makes the second
+    // tag load see EMPTY or the other guest.
+    let tag_is_target_or_miss = |a: &mut Asm<'_>| -> Result<(), TranslateError> {
+        a.insn(&e(Instruction::with2(Code::Mov_r64_rm64, Register::RCX, MemoryOperand::with_base(Register::RAX)))?)?;
+        a.insn(&e(Instruction::with1(Code::Not_rm64, Register::RCX))?)?;
+        a.insn(&e(Instruction::with2(
+            Code::Lea_r64_m,
+            Register::RCX,
+            MemoryOperand::new(Register::RCX, Register::RDX, 1, 1, 1, false, Register::None),
+        ))?)?;
+        // jrcxz over the miss jump (rel8 patched once its length is known).
+        a.raw(&[0xe3, 0]);
+        let rel_at = a.len() - 1;
+        a.jmp_gs(SLOT_MISS)?;
+        let skip = u8::try_from(a.len() - rel_at - 1).map_err(|_| TranslateError::TooLarge)?;
+        a.patch_u8(rel_at, skip);
+        Ok(())
+    };
+    tag_is_target_or_miss(a)?;
+    a.insn(&e(Instruction::with2(Code::Mov_r64_rm64, Register::RCX, MemoryOperand::with_base_displ(Register::RAX, 8)))?)?;
+    a.store_gs(S_TARGET, Register::RCX)?;
+    tag_is_target_or_miss(a)?;
     a.load_gs(Register::RAX, S_RAX)?;
     a.load_gs(Register::RCX, S_RCX)?;
     a.load_gs(Register::RDX, S_RDX)?;
