@@ -13,6 +13,7 @@ packages=(
   musl-tools busybox-static
   libclang-dev clang
   binutils-riscv64-linux-gnu
+  sqlite3 python3-minimal perl-base
 )
 
 missing=()

@@ -125,6 +125,8 @@ pub struct Config {
     pub emulate: Vec<String>,
     /// `LDNC_MANIFESTS`: folders searched for manifests first.
     pub manifests: Option<std::ffi::OsString>,
+    /// `LDNC_HOST_LIBRARY_PATH`: folders searched for native libraries first.
+    pub host_library_path: Option<std::ffi::OsString>,
 }
 
 impl Config {
@@ -134,8 +136,8 @@ impl Config {
         self
     }
 
-    /// Take the bridge knobs `LDNC_BRIDGE`, `LDNC_EMULATE`, `LDNC_MANIFESTS` (ignored with
-    /// AT_SECURE).
+    /// Take the bridge knobs `LDNC_BRIDGE`, `LDNC_EMULATE`, `LDNC_MANIFESTS`,
+    /// `LDNC_HOST_LIBRARY_PATH` (ignored with AT_SECURE).
     pub fn with_bridge(mut self, get: &dyn Fn(&str) -> Option<std::ffi::OsString>, secure: bool) -> Config {
         if secure {
             return self;
@@ -145,6 +147,7 @@ impl Config {
             .map(|v| v.to_string_lossy().split(',').filter(|s| !s.is_empty()).map(str::to_string).collect())
             .unwrap_or_default();
         self.manifests = get("LDNC_MANIFESTS");
+        self.host_library_path = get("LDNC_HOST_LIBRARY_PATH");
         self
     }
 
@@ -237,6 +240,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(
         bridge: false,
         emulate: Vec::new(),
         manifests: None,
+        host_library_path: None,
     })
 }
 

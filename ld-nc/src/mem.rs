@@ -175,6 +175,11 @@ impl SharedMap {
         self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Read access if nobody writes now (for signal handlers, which must not wait).
+    pub fn try_borrow(&self) -> Option<RwLockReadGuard<'_, GuestMap>> {
+        self.0.try_read().ok()
+    }
+
     /// Write access (short-lived, as for [`SharedMap::borrow`]).
     pub fn borrow_mut(&self) -> RwLockWriteGuard<'_, GuestMap> {
         self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner)

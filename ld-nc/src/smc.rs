@@ -304,6 +304,9 @@ extern "C" fn fault_handler(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *m
         }
         return;
     }
+    if sig == libc::SIGSEGV && addr == interrupted_pc(uc) && crate::bridge::callback::redirect_host_call(addr, uc) {
+        return;
+    }
     if redirect_to_guest(sig, info, uc) {
         return;
     }

@@ -1,9 +1,12 @@
-//! Debian's dynamically linked x86_64 programs (coreutils, grep, sed, gzip) run natively and under
-//! ld-nc with the same arguments, input and working directory: stdout, stderr and exit status must
-//! be identical. Under ld-nc each program runs with its own x86_64 `ld.so` loaded as a guest
-//! object, so every library is translated (see `ld-nc/src/elf/interp.rs`). Each command is a case
-//! `dynamic/NAME`; `missing-interpreter` checks the error for a guest root without the
-//! interpreter.
+//! Debian's dynamically linked x86_64 programs (coreutils, grep, sed, gzip, python3, perl, sqlite3)
+//! run natively and under ld-nc with the same arguments, input and working directory: stdout,
+//! stderr and exit status must be identical. Each command is two cases: `dynamic/NAME` runs the
+//! program with its own x86_64 `ld.so` loaded as a guest object, so every library is translated
+//! (see `ld-nc/src/elf/interp.rs`); `bridged/NAME` has ld-nc link it itself with the glibc family
+//! bound to the host's native libraries (`LDNC_BRIDGE=1`, see `ld-nc/src/bridge`).
+//! `missing-interpreter` checks the error for a guest root without the interpreter.
+//! `tests/dynamic/KNOWN-FAILING` (`NAME HOST reason`, NAME as `bridged/sort-n`) lists cases
+//! expected to fail on a host.
 //!
 //! The interpreter is found under `LDNC_GUEST_ROOT`. ld-nc's default is `/` on an x86_64 host; a
 //! riscv64 build has no default, and then every case fails with a hint to set it (on a machine
@@ -17,6 +20,7 @@ use std::sync::Arc;
 
 
 use ldnc_tests::compare::{native_vs_ldnc, set_mtime, Rng};
+use ldnc_tests::known::KnownFailing;
 use ldnc_tests::ldnc::{self, Host, Launcher};
 use ldnc_tests::process::{self, Output};
 use ldnc_tests::trial::{self, Failure, Trial};
@@ -50,6 +54,13 @@ fn cases(text: &[u8]) -> Vec<Case> {
         case("sed-regex", "/usr/bin/sed", &["-n", "-E", "s/^([a-z]+) ([0-9]+)$/\\2-\\1/p", "text.txt"]),
         case("gzip", "/usr/bin/gzip", &["-c", "-9", "-n", "text.txt"]),
         case("wc", "/usr/bin/wc", &["text.txt", "blob.bin", "numbers.txt"]),
+        case("python3", "/usr/bin/python3", &["-c", "import hashlib, json, sys; d = {str(i): i * i for i in range(500)}; \
+            print(json.dumps(d, sort_keys=True)[:80]); print(hashlib.sha256(open('text.txt','rb').read()).hexdigest()); \
+            print(sorted(open('numbers.txt').read().split(), key=int)[:5], sys.getrecursionlimit())"]),
+        case("perl", "/usr/bin/perl", &["-e", "my %h; while (<>) { my ($w, $n) = split; $h{$w} += $n } \
+            printf \"%s %d\\n\", $_, $h{$_} for sort keys %h; printf \"%.3f\\n\", atan2(1, 1) * 4", "text.txt"]),
+        case("sqlite3", "/usr/bin/sqlite3", &[":memory:", "create table t(w, n); insert into t values ('a', 1), ('b', 2), ('a', 5); \
+            select w, sum(n), avg(n) from t group by w order by w; select printf('%08.3f', 3.14159), hex('ab'), length('héllo');"]),
     ]
 }
 
@@ -97,7 +108,7 @@ fn base_env(cmd: &mut Command) {
     cmd.env_clear().env("PATH", "/usr/bin:/bin").env("LC_ALL", "C").env("TZ", "UTC").env("HOME", "/nonexistent");
 }
 
-fn run(dir: &Path, c: &Case, launcher: Option<&Launcher>) -> Result<Output, Failure> {
+fn run(dir: &Path, c: &Case, launcher: Option<&Launcher>, bridged: bool) -> Result<Output, Failure> {
     let program = Path::new(c.program);
     let mut cmd = match launcher {
         Some(l) => l.command(program),
@@ -107,6 +118,9 @@ fn run(dir: &Path, c: &Case, launcher: Option<&Launcher>) -> Result<Output, Fail
     base_env(&mut cmd);
     if launcher.is_some() {
         cmd.envs(ldnc::passthrough_env());
+        if bridged {
+            cmd.env("LDNC_BRIDGE", "1");
+        }
     }
     process::run(cmd, c.stdin.clone(), process::default_timeout()).map_err(|e| Failure::Setup(e.to_string()))
 }
@@ -168,22 +182,44 @@ fn main() -> ExitCode {
             missing_interpreter(&launcher, &ctx.0)
         }));
     }
+    let known_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("dynamic/KNOWN-FAILING");
+    let known = KnownFailing::load(&known_path, 2);
+    let host = Host::current();
+    let names: Vec<Vec<String>> = all
+        .iter()
+        .flat_map(|c| ["dynamic", "bridged"].map(|m| format!("{m}/{}", c.name)))
+        .flat_map(|n| [Host::X86_64, Host::Riscv64].map(|h| vec![n.clone(), h.name().to_string()]))
+        .collect();
+    trials.push(ldnc_tests::known::list_trial(known.clone(), names));
+    let known = known.unwrap_or_default();
     for c in all {
-        let (ctx, l) = (Arc::clone(&ctx), launcher.clone());
-        trials.push(Trial::new(format!("dynamic/{}", c.name), move || {
-            let (dir, setup) = &*ctx;
-            setup.clone().map_err(Failure::Setup)?;
-            guest_root_check()?;
-            let launcher = l.map_err(|_| Failure::Setup("no ld-nc binary: see the ld-nc-binary case".into()))?;
-            if !Path::new(c.program).is_file() {
-                return Err(Failure::Setup(format!("{} not found (Debian's coreutils, grep, sed, gzip)", c.program)));
-            }
-            let native = run(dir, &c, None)?;
-            if native.timed_out {
-                return Err(Failure::Setup(format!("the native run of {} {:?} timed out", c.program, c.args)));
-            }
-            native_vs_ldnc(&native, &run(dir, &c, Some(&launcher))?)
-        }));
+        for bridged in [false, true] {
+            let name = format!("{}/{}", if bridged { "bridged" } else { "dynamic" }, c.name);
+            let expected = known
+                .lookup(&[&name, host.name()])
+                .map(|e| (e.line, format!("{}:{}: {}", known_path.display(), e.line, e.reason)));
+            let (ctx, l, c) = (Arc::clone(&ctx), launcher.clone(), c.clone());
+            trials.push(
+                Trial::new(name, move || {
+                    let (dir, setup) = &*ctx;
+                    setup.clone().map_err(Failure::Setup)?;
+                    guest_root_check()?;
+                    let launcher = l.map_err(|_| Failure::Setup("no ld-nc binary: see the ld-nc-binary case".into()))?;
+                    if !Path::new(c.program).is_file() {
+                        return Err(Failure::Setup(format!(
+                            "{} not found (Debian's coreutils, grep, sed, gzip, python3, perl, sqlite3: bash scripts/setup.sh)",
+                            c.program
+                        )));
+                    }
+                    let native = run(dir, &c, None, false)?;
+                    if native.timed_out {
+                        return Err(Failure::Setup(format!("the native run of {} {:?} timed out", c.program, c.args)));
+                    }
+                    native_vs_ldnc(&native, &run(dir, &c, Some(&launcher), bridged)?)
+                })
+                .expect_failure(expected),
+            );
+        }
     }
     let report = trial::run(trials);
     let _ = fs::remove_dir_all(&fixture);

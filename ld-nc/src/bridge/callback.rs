@@ -22,10 +22,17 @@
 //! until it first calls a trampoline: then it gets a [`ThreadCtx`], its own guest stack, a TCB with
 //! the program's static TLS, and is registered like any guest thread.
 //!
-//! Not yet: function pointers that native code finds in a struct (the fault path and the manifests'
-//! `field` records), a host function pointer called by guest code, `longjmp` or a C++ exception
-//! out of a callback through native frames, and variadic or `long double` callback signatures
-//! (a native function taking one is not bound).
+//! A guest function pointer that native code finds any other way (a struct field, a table, a
+//! global) is not wrapped: the host's call jumps to a guest address, which is never host
+//! executable, and faults. The fault handler ([`redirect_host_call`]) turns that into the same
+//! callback entry with the guest address (tagged, bit 63) in place of a descriptor, and the call
+//! is made with a generic signature: six integer arguments, the SSE registers on x86_64, and an
+//! integer result (the manifests' `field` records are not consulted yet, so on riscv64 a callback
+//! reached this way that takes or returns floating-point values gets wrong ones).
+//!
+//! Not yet: a host function pointer called by guest code, `longjmp` or a C++ exception out of a
+//! callback through native frames, and variadic or `long double` callback signatures (a native
+//! function taking one is not bound).
 
 #[cfg_attr(target_arch = "x86_64", path = "arch/x86_64.rs")]
 #[cfg_attr(target_arch = "riscv64", path = "arch/riscv64.rs")]
@@ -343,13 +350,76 @@ fn current_ctx(rt: &Runtime) -> Result<*mut ThreadCtx, String> {
     Ok(p)
 }
 
-/// Called by a trampoline through the callback entry routine: run the guest function.
+/// Tag of a guest address passed to the callback entry in place of a descriptor (the fault path).
+const FAULT_TAG: u64 = 1 << 63;
+
+/// From ld-nc's SIGSEGV handler: the host jumped to `pc`. If that is guest code and the runtime
+/// is a bridged one, make the handler's return enter the callback routine for it (see the module
+/// doc) and say so. Async-signal-safe: atomics, a non-blocking read of the guest map, registers.
+pub fn redirect_host_call(pc: u64, uc: *mut libc::c_void) -> bool {
+    let Some(rt) = RUNTIME.get() else { return false };
+    let Some(m) = rt.mem.try_borrow() else { return false };
+    if !m.any_exec(pc, pc + 1) {
+        return false;
+    }
+    drop(m);
+    let entry = arch::ldnc_cb_entry as *const () as u64;
+    // SAFETY: `uc` is the ucontext the kernel passed to the handler; the scratch register that
+    // carries a stub's descriptor (R11 / t2) is not an argument register.
+    unsafe {
+        let uc = uc.cast::<libc::ucontext_t>();
+        #[cfg(target_arch = "x86_64")]
+        {
+            (*uc).uc_mcontext.gregs[libc::REG_R11 as usize] = (pc | FAULT_TAG) as i64;
+            (*uc).uc_mcontext.gregs[libc::REG_RIP as usize] = entry as i64;
+        }
+        #[cfg(target_arch = "riscv64")]
+        {
+            (*uc).uc_mcontext.__gregs[7] = pc | FAULT_TAG;
+            (*uc).uc_mcontext.__gregs[0] = entry;
+        }
+    }
+    true
+}
+
+/// The descriptor for a guest function reached through the fault path: the generic signature.
+fn fault_desc(pc: u64) -> Result<&'static CallbackDesc, String> {
+    static GENERIC: Mutex<Option<HashMap<u64, &'static CallbackDesc>>> = Mutex::new(None);
+    let mut g = GENERIC.lock().map_err(|_| "callback cache poisoned")?;
+    let map = g.get_or_insert_with(HashMap::new);
+    if let Some(d) = map.get(&pc) {
+        return Ok(d);
+    }
+    let sig = abi::parse_sig("(p,p,p,p,p,p)->p").map_err(|e| e.to_string())?;
+    let mut plan = abi::plan_callback(&sig).map_err(|e| e.to_string())?;
+    // Stack arguments are unknown: copy some (x86_64 passes them through unchanged).
+    plan.guest_stack = 64;
+    let d: &'static CallbackDesc = Box::leak(Box::new(CallbackDesc { guest: pc, plan }));
+    map.insert(pc, d);
+    Ok(d)
+}
+
+/// Called by a trampoline through the callback entry routine: run the guest function. `desc` is
+/// a [`CallbackDesc`], or a guest address tagged with [`FAULT_TAG`] (the fault path).
 ///
 /// # Safety
 /// Called only by `ldnc_cb_entry` with its descriptor, its frame and the native call's stack
 /// arguments.
 #[no_mangle]
-pub unsafe extern "C" fn ldnc_callback(desc: &CallbackDesc, frame: &mut Frame, stack: *const u64) {
+pub unsafe extern "C" fn ldnc_callback(desc: u64, frame: &mut Frame, stack: *const u64) {
+    let desc: &CallbackDesc = if desc & FAULT_TAG != 0 {
+        match fault_desc(desc & !FAULT_TAG) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("ld-nc: native code called guest function {:#x}: {e}", desc & !FAULT_TAG);
+                // SAFETY: _exit ends the process.
+                unsafe { libc::_exit(127) }
+            }
+        }
+    } else {
+        // SAFETY: a trampoline passes its leaked descriptor.
+        unsafe { &*(desc as *const CallbackDesc) }
+    };
     let Some(rt) = RUNTIME.get() else {
         eprintln!("ld-nc: native code called a guest function before the bridge was set up");
         // SAFETY: _exit ends the process.

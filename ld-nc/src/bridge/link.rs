@@ -32,6 +32,7 @@ pub fn setup(cfg: &Config, env: Vec<(OsString, OsString)>) -> Result<Guest, Stri
         super::manifest_dirs(cfg.manifests.as_deref()),
         cfg.emulate.clone(),
     )?;
+    bridge.host_dirs = cfg.host_library_path.as_deref().map(|v| std::env::split_paths(v).collect()).unwrap_or_default();
     let prog = Dso::open(&cfg.prog, &mut mem.borrow_mut(), PIE_BASE_HINT)?;
     let (image, loaded) = (prog.image.clone(), prog.loaded);
     let search = SearchPath {
@@ -54,6 +55,12 @@ pub fn setup(cfg: &Config, env: Vec<(OsString, OsString)>) -> Result<Guest, Stri
     );
 
     super::dl::set_objects(&linked);
+    let mut slot_cache = std::collections::HashMap::new();
+    for (name, copy, host_var) in &linked.host_copies {
+        if let Err(e) = super::interpose::interpose(name, *host_var, *copy, &mut slot_cache) {
+            log::warn!(target: "ldnc::bridge", "{name}: the native library keeps its own copy: {e}");
+        }
+    }
     let exit = bridge
         .lookup("libc.so.6", "exit", None)
         .ok_or("the native libc has no usable `exit`")?
@@ -87,11 +94,33 @@ pub fn setup(cfg: &Config, env: Vec<(OsString, OsString)>) -> Result<Guest, Stri
     let _ = MEM.set(mem.clone());
     let mut guest = crate::run::finish(cfg, env, mem, &image, &loaded, entry, 0)?;
     guest.ctx.cpu.fs_base = fs;
-    super::handlers::set_auxv_from_stack(guest.ctx.cpu.get(translator::Gpr::Rsp));
+    let sp = guest.ctx.cpu.get(translator::Gpr::Rsp);
+    super::handlers::set_auxv_from_stack(sp);
+    set_program_names(&mut bridge, sp);
     guest.traps = Some(bridge.traps());
     // The objects' file mappings and tables are no longer needed; their memory stays mapped.
     drop(linked);
     Ok(guest)
+}
+
+/// The native libc's idea of the program's name (`program_invocation_name`, its short form, and
+/// their `__progname` aliases, which error messages print) is ld-nc's until told: point it at the
+/// guest's `argv[0]` on its initial stack at `sp`.
+fn set_program_names(bridge: &mut Bridge, sp: u64) {
+    // SAFETY: the guest's initial stack: argc, then argv[0], a NUL-terminated string.
+    let argv0 = unsafe { ((sp + 8) as *const u64).read() };
+    if argv0 == 0 {
+        return;
+    }
+    // SAFETY: as above.
+    let name = unsafe { std::ffi::CStr::from_ptr(argv0 as *const libc::c_char) }.to_bytes();
+    let short = argv0 + name.iter().rposition(|&c| c == b'/').map_or(0, |i| i as u64 + 1);
+    for (var, value) in [("program_invocation_name", argv0), ("program_invocation_short_name", short)] {
+        if let Some((addr, _)) = bridge.lookup("libc.so.6", var, None) {
+            // SAFETY: the native libc's own `char *` variable (the glibc aliases share it).
+            unsafe { (addr as *mut u64).write(value) };
+        }
+    }
 }
 
 /// A link error, with why the bridge refused a symbol that no guest object defines.

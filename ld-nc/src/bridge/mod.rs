@@ -19,6 +19,7 @@
 pub mod callback;
 pub mod dl;
 pub mod handlers;
+pub mod interpose;
 pub mod link;
 pub mod start;
 
@@ -64,6 +65,8 @@ pub struct Bridge {
     stubs: HashMap<(String, String), u64>,
     /// SONAMEs forced to emulation (`LDNC_EMULATE`).
     emulate: Vec<String>,
+    /// Folders searched for host libraries before the host's own search (`LDNC_HOST_LIBRARY_PATH`).
+    pub host_dirs: Vec<PathBuf>,
     /// Symbols a reference found in a manifest but could not bind, with why, for the link error.
     pub refused: Vec<(String, String)>,
     /// glibc-family functions ld-nc replaces with its own guest routines, by name.
@@ -104,6 +107,7 @@ impl Bridge {
             handles: HashMap::new(),
             stubs: HashMap::new(),
             emulate,
+            host_dirs: Vec::new(),
             refused: Vec::new(),
             handlers: HashMap::new(),
         };
@@ -163,7 +167,11 @@ impl Bridge {
         }
         // ld-linux's public symbols are the host's libc's own (one family).
         let host_name = if soname == "ld-linux-x86-64.so.2" { "libc.so.6" } else { soname };
-        let c = CString::new(host_name).ok()?;
+        let path = self.host_dirs.iter().map(|d| d.join(host_name)).find(|p| p.is_file());
+        let c = match &path {
+            Some(p) => CString::new(p.as_os_str().as_encoded_bytes()).ok()?,
+            None => CString::new(host_name).ok()?,
+        };
         // SAFETY: dlopen with a valid C string; the handle is kept for the process's life.
         let h = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) } as usize;
         if h == 0 {

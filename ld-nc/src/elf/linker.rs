@@ -127,6 +127,10 @@ impl SearchPath {
 pub struct Linked {
     pub objects: Vec<Dso>,
     pub scope: Vec<ScopeEntry>,
+    /// COPY relocations of native variables: (name, the copy's address, the native variable's
+    /// address). The native library must be made to use the copy ([`HostSide`] callers
+    /// interpose it), so there is one variable.
+    pub host_copies: Vec<(String, u64, u64)>,
     /// Init functions (run-time addresses) in call order; 0 and -1 entries already dropped. The
     /// program's own (preinit, then init) come last, in `program_init`.
     pub init: Vec<u64>,
@@ -179,6 +183,7 @@ pub fn link(prog: Dso, map: &mut GuestMap, search: &SearchPath, host: &mut dyn H
     let mut linked = Linked {
         objects,
         scope,
+        host_copies: Vec::new(),
         init: Vec::new(),
         program_init: Vec::new(),
         fini: Vec::new(),
@@ -358,6 +363,13 @@ fn relocate(l: &mut Linked, i: usize, host: &mut dyn HostSide) -> Result<(), Lin
                 // the source is a defined object of that size in another loaded object or a
                 // native library of this process.
                 unsafe { core::ptr::copy_nonoverlapping(src.value as *const u8, at as *mut u8, n as usize) };
+                if src.obj.is_none() {
+                    let d = &l.objects[i];
+                    let name = d.sym(u64::from(rel.sym)).and_then(|s| d.sym_name(&s).map(|n| String::from_utf8_lossy(n).into_owned()));
+                    if let Ok(name) = name {
+                        l.host_copies.push((name, at, src.value));
+                    }
+                }
                 continue;
             }
             R_X86_64_DTPMOD64 => {
