@@ -112,7 +112,11 @@ pub struct DlFindObject {
 
 /// `int _dl_find_object(void *pc, struct dl_find_object *result)`: 0 and the object holding
 /// `pc`, or -1.
-pub extern "C" fn ldnc_dl_find_object(pc: u64, out: *mut DlFindObject) -> i32 {
+///
+/// # Safety
+/// `out` is null or points at a writable `struct dl_find_object` (the guest's call, through its
+/// trap stub).
+pub unsafe extern "C" fn ldnc_dl_find_object(pc: u64, out: *mut DlFindObject) -> i32 {
     let Some(o) = OBJECTS.get().and_then(|v| v.iter().find(|o| pc >= o.lo && pc < o.hi)) else { return -1 };
     if out.is_null() {
         return -1;

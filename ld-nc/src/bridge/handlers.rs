@@ -275,7 +275,7 @@ fn signal_family(b: &mut Bridge, errno: u64) -> Result<(), String> {
             a.set_label(label)?;
             a.sub(rsp, 72)?;
             a.mov(qword_ptr(rsp), rsi)?;
-            a.mov(eax, (flags | SA_RESTORER) as u32)?; // zero-extended into RAX
+            a.mov(eax, flags | SA_RESTORER)?; // zero-extended into RAX
             a.mov(qword_ptr(rsp + 8), rax)?;
             a.lea(rax, ptr(*restorer))?;
             a.mov(qword_ptr(rsp + 16), rax)?;
