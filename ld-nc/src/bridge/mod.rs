@@ -10,8 +10,8 @@
 //!
 //! Which symbols bind natively (x86_64 host: guest and host ABIs are one, so every function
 //! record whose class is `pass` or a `convert` other than `callback` is a direct call; riscv64: a
-//! record whose plan `abi::plan_call` accepts with no conversion; the printf and scanf families go
-//! through [`printf`]'s format handler). Functions with callbacks, and
+//! record whose plan `abi::plan_call` accepts with no conversion; on both, the printf and scanf
+//! families go through [`printf`]'s format handler). Functions with callbacks, and
 //! the process, thread, signal and loader functions of the glibc family, wait for their handlers
 //! (DESIGN.md "Must-haves"); until then a reference to one is a link error naming it, never a
 //! wrong call. This departs from DESIGN.md for now: the bridged mode is opt-in (`LDNC_BRIDGE=1`),
@@ -225,7 +225,7 @@ impl HostSide for Bridge {
                 log::debug!(target: "ldnc::bind", "{name}: native data {addr:#x} ({size} bytes)");
                 Some((addr, *size))
             }
-            Kind::Func(sig) if cfg!(target_arch = "riscv64") && printf::applies(&rec.class) => {
+            Kind::Func(sig) if printf::applies(&rec.class) => {
                 let real = self.dlsym(soname, name)?;
                 match printf::bind(name, sig, real).and_then(|f| self.stub(f)) {
                     Ok(addr) => {

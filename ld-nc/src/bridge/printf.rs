@@ -29,8 +29,11 @@
 //! the guest asked. A format the typing refuses ends the process with status 127 and a message
 //! naming the function and the format, never a guessed call.
 //!
-//! On an x86_64 host both sides share the SysV ABI, so these records bind as direct calls and this
-//! module is not used (its data-handling parts are built and tested there all the same).
+//! On an x86_64 host both sides share the SysV ABI and nothing is converted, but a variadic
+//! call's stack arguments are still only known from the format: the translator's native call
+//! copies the plan's fixed number of stack words, so there the stub's entry routine
+//! (`ldnc_fmt_entry_x86`) asks [`stack_words`] how many the format consumes and passes exactly
+//! those on with the argument registers as the guest left them (a `va_list` one passes through).
 //! Not handled: the wide-character forms (their records have no format attribute and stay
 //! excluded), `strfmon` (its format is not printf's though the manifest marks it so), more than
 //! six fixed parameters, and fixed parameters of floating-point type (none in glibc).
@@ -58,12 +61,14 @@ pub enum Source {
     VaList(usize),
 }
 
-/// What the handler needs to know about one bound function.
+/// What the handler needs to know about one bound function. `real` stays the first word: the
+/// x86_64 entry routine reads it.
 #[derive(Debug)]
+#[repr(C)]
 pub struct FmtDesc {
-    pub name: String,
     /// The native function (`dlsym`).
     pub real: u64,
+    pub name: String,
     /// The fixed parameters (integer class, at most six).
     pub fixed: Vec<Ty>,
     /// The 0-based fixed parameter holding the format.
@@ -111,7 +116,7 @@ pub fn describe(name: &str, sig: &Signature, real: u64) -> Result<FmtDesc, Strin
 /// is the handler's stub.
 pub fn bind(name: &str, sig: &Signature, real: u64) -> Result<NativeFn, String> {
     let desc = describe(name, sig, real)?;
-    let entry = entry_address().ok_or("the printf families are carried this way on riscv64 only")?;
+    let entry = entry_address();
     // The six guest argument registers, unchanged, and the record's result.
     let regs = Signature { params: vec![Ty::Ptr; 6], ret: sig.ret.clone(), varargs: Varargs::None, valist_format: None };
     let plan = abi::plan_call(&regs, &[]).map_err(|e| format!("no plan: {e}"))?;
@@ -418,21 +423,133 @@ unsafe fn call_native(desc: &FmtDesc, image: &Slots) -> u64 {
 ///
 /// # Safety
 /// None needed: it never calls anything.
+/// The slot image is the riscv64 convention; on an x86_64 host the x86_64 entry routine calls the
+/// native function itself.
+///
+/// # Safety
+/// None needed: it never calls anything.
 #[cfg(not(target_arch = "riscv64"))]
 unsafe fn call_native(desc: &FmtDesc, _image: &Slots) -> u64 {
-    fatal(&desc.name, "format handlers run on riscv64 hosts only")
+    fatal(&desc.name, "the riscv64 format handler entered on another host")
 }
 
 #[cfg(target_arch = "riscv64")]
-fn entry_address() -> Option<u64> {
-    Some(ldnc_fmt_entry as *const () as u64)
+fn entry_address() -> u64 {
+    ldnc_fmt_entry as *const () as u64
 }
 
-#[cfg(not(target_arch = "riscv64"))]
-fn entry_address() -> Option<u64> {
+#[cfg(target_arch = "x86_64")]
+fn entry_address() -> u64 {
     let _ = ldnc_fmt_call as *const ();
-    None
+    ldnc_fmt_entry_x86 as *const () as u64
 }
+
+/// How many 8-byte words of stack arguments a variadic call passes: the format's types walked by
+/// the x86-64 rules from the fixed parameters on (a `va_list` function has none).
+pub fn stack_words(desc: &FmtDesc, types: &[Ty]) -> Result<u64, String> {
+    if desc.source != Source::Varargs {
+        return Ok(0);
+    }
+    // Addresses only: nothing is read, so any base serves.
+    let save = [0u64; 22];
+    let base = 1 << 20;
+    let mut list = call_list(&save, desc.fixed.len(), base);
+    for t in types {
+        list.next(t).map_err(|e| format!("argument of type {t}: {}", e.0))?;
+    }
+    Ok((list.overflow_arg_area - base) / 8)
+}
+
+/// x86_64 host: called by the entry routine with the guest's argument registers (`frame`: RDI..R9
+/// in `int[0..6]`); how many words of guest stack arguments to pass on.
+///
+/// # Safety
+/// Called only by `ldnc_fmt_entry_x86` with the descriptor its stub carries.
+#[cfg(target_arch = "x86_64")]
+unsafe extern "C" fn ldnc_fmt_stack_words(desc: &FmtDesc, frame: &callback::arch::Frame) -> u64 {
+    let fmt = frame.int[desc.fmt];
+    if fmt == 0 {
+        fatal(&desc.name, "null format string");
+    }
+    // SAFETY: a guest C string (the native function would read it the same way).
+    let text = unsafe { core::ffi::CStr::from_ptr(fmt as *const libc::c_char) }.to_bytes();
+    let words = types_of(desc, text).and_then(|t| stack_words(desc, &t));
+    words.unwrap_or_else(|m| fatal(&desc.name, &m))
+}
+
+#[cfg(target_arch = "x86_64")]
+unsafe extern "C" {
+    /// Host stubs of bound functions jump here with the descriptor in R11: the argument
+    /// registers are saved in a `callback::arch::Frame`, `ldnc_fmt_stack_words` says how many
+    /// words of stack arguments the call has, they are copied from the guest stack (RBX holds the
+    /// guest RSP at the trap stub: see the translator's `ldnc_x86_native`) below the registers,
+    /// which are restored, and the native function is called.
+    fn ldnc_fmt_entry_x86();
+}
+
+#[cfg(target_arch = "x86_64")]
+core::arch::global_asm!(
+    ".pushsection .text.ldnc_fmt_x86,\"ax\",@progbits",
+    ".globl ldnc_fmt_entry_x86",
+    ".p2align 4",
+    "ldnc_fmt_entry_x86:",
+    "push rbp",
+    "mov rbp, rsp",
+    "sub rsp, 240",
+    "mov [rsp], rdi",
+    "mov [rsp + 8], rsi",
+    "mov [rsp + 16], rdx",
+    "mov [rsp + 24], rcx",
+    "mov [rsp + 32], r8",
+    "mov [rsp + 40], r9",
+    "mov [rsp + 48], rax",
+    "movdqu [rsp + 64], xmm0",
+    "movdqu [rsp + 80], xmm1",
+    "movdqu [rsp + 96], xmm2",
+    "movdqu [rsp + 112], xmm3",
+    "movdqu [rsp + 128], xmm4",
+    "movdqu [rsp + 144], xmm5",
+    "movdqu [rsp + 160], xmm6",
+    "movdqu [rsp + 176], xmm7",
+    "mov [rsp + 224], r11",
+    "mov rdi, r11",
+    "mov rsi, rsp",
+    "call {words}",
+    // RAX words from [RBX + 8] to a 16-aligned block below the frame.
+    "mov rcx, rax",
+    "lea r10, [rax * 8 + 15]",
+    "and r10, -16",
+    "sub rsp, r10",
+    "test rcx, rcx",
+    "jz 2f",
+    "1:",
+    "mov r10, [rbx + rcx * 8]",
+    "mov [rsp + rcx * 8 - 8], r10",
+    "dec rcx",
+    "jnz 1b",
+    "2:",
+    "mov rdi, [rbp - 240]",
+    "mov rsi, [rbp - 232]",
+    "mov rdx, [rbp - 224]",
+    "mov rcx, [rbp - 216]",
+    "mov r8, [rbp - 208]",
+    "mov r9, [rbp - 200]",
+    "mov rax, [rbp - 192]",
+    "movdqu xmm0, [rbp - 176]",
+    "movdqu xmm1, [rbp - 160]",
+    "movdqu xmm2, [rbp - 144]",
+    "movdqu xmm3, [rbp - 128]",
+    "movdqu xmm4, [rbp - 112]",
+    "movdqu xmm5, [rbp - 96]",
+    "movdqu xmm6, [rbp - 80]",
+    "movdqu xmm7, [rbp - 64]",
+    "mov r11, [rbp - 16]",
+    "call qword ptr [r11]",
+    "leave",
+    "ret",
+    ".popsection",
+    words = sym ldnc_fmt_stack_words,
+);
 
 #[cfg(target_arch = "riscv64")]
 unsafe extern "C" {
