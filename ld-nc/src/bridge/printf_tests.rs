@@ -195,3 +195,18 @@ fn scanf_long_doubles_go_through_binary128_temporaries() {
     unsafe { store_long_doubles(&t) };
     assert_eq!(guest_ld[..10], [0, 0, 0, 0, 0, 0, 0, 0x80, 0x00, 0x40]);
 }
+
+#[test]
+fn stack_words_count_what_the_format_puts_on_the_x86_stack() {
+    let printf = describe("printf", &sig("(p,...printf1)->i32"), 1).expect("printf");
+    let words = |d: &FmtDesc, f: &[u8]| stack_words(d, &types_of(d, f).expect("types")).expect("words");
+    assert_eq!(words(&printf, b"%d %d %d %d %d"), 0);
+    assert_eq!(words(&printf, b"%d %d %d %d %d %d %s"), 2);
+    assert_eq!(words(&printf, b"%f %f %f %f %f %f %f %f %f"), 1);
+    // A long double is two words at a 16-aligned offset.
+    assert_eq!(words(&printf, b"%d %d %d %d %d %d %Lf"), 4);
+    let snprintf = describe("__snprintf_chk", &sig("(p,u64,i32,u64,p,...printf5)->i32"), 1).expect("chk");
+    assert_eq!(words(&snprintf, b"%d %d"), 1);
+    let vprintf = describe("vprintf", &sig("(p,vl)vprintf1->i32"), 1).expect("vprintf");
+    assert_eq!(words(&vprintf, b"%d %d %d %d %d %d %d %d"), 0);
+}
