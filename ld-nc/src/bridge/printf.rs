@@ -199,7 +199,7 @@ impl Slots {
     }
 
     fn push(&mut self, w: u64) {
-        if self.len % 2 == 0 {
+        if self.len.is_multiple_of(2) {
             self.buf.push(Pair::default());
         }
         if let Some(p) = self.buf.last_mut() {
