@@ -1,4 +1,4 @@
-//! The printf and scanf families on a riscv64 host: native functions whose variadic arguments, or
+//! The printf and scanf families (converted on riscv64, counted on x86_64): native functions whose variadic arguments, or
 //! whose `va_list` argument, only a format string types (manifest classes `convert
 //! varargs-printf`, `varargs-scanf` and `va-list`).
 //!
@@ -23,7 +23,9 @@
 //! It then calls the record's own native function: for a variadic one with fixed arguments and
 //! the slots as one image (a0-a7, then the stack — LP64D passes variadic arguments exactly as a
 //! `va_list` walks them, so one image serves both), for a `va_list` one with the slots' address
-//! as its `va_list`. Calling the record's function rather than a `v*` counterpart found by a name
+//! as its `va_list` (`ldnc_rv_call_slots` loads a0-a7 and copies the rest to the stack). A scanf
+//! `%Lf` target gets a binary128 temporary, stored back as x87 after the call (the one pointee
+//! whose layout differs). Calling the record's function rather than a `v*` counterpart found by a name
 //! rule means there is no rule to get wrong (`error`, `error_at_line`, `argp_failure` have no
 //! counterpart; `__printf_chk` pairs with `__vprintf_chk`) and the native side does exactly what
 //! the guest asked. A format the typing refuses ends the process with status 127 and a message
@@ -34,6 +36,7 @@
 //! copies the plan's fixed number of stack words, so there the stub's entry routine
 //! (`ldnc_fmt_entry_x86`) asks [`stack_words`] how many the format consumes and passes exactly
 //! those on with the argument registers as the guest left them (a `va_list` one passes through).
+//!
 //! Not handled: the wide-character forms (their records have no format attribute and stay
 //! excluded), `strfmon` (its format is not printf's though the manifest marks it so), more than
 //! six fixed parameters, and fixed parameters of floating-point type (none in glibc).
