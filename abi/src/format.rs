@@ -162,7 +162,10 @@ pub fn printf_args(fmt: &[u8]) -> Result<Vec<Ty>, FormatError> {
         let len = length(fmt, &mut i);
         let Some(&conv) = fmt.get(i) else { return Err(FormatError { at, what: "format ends inside a conversion" }) };
         i += 1;
-        let wide = matches!(len, Len::L | Len::Ll | Len::J | Len::Z | Len::T);
+        // glibc: `L` on an integer conversion means long long, and `ll`/`q` on a floating one
+        // long double (one flag, `is_long_double`, for both).
+        let wide = matches!(len, Len::L | Len::Ll | Len::BigL | Len::J | Len::Z | Len::T);
+        let long_double = matches!(len, Len::BigL | Len::Ll);
         let t = match conv {
             b'd' | b'i' => {
                 if wide {
@@ -182,7 +185,7 @@ pub fn printf_args(fmt: &[u8]) -> Result<Vec<Ty>, FormatError> {
             b'c' => Ty::I(32),
             b'C' => Ty::U(32),
             b'f' | b'F' | b'e' | b'E' | b'g' | b'G' | b'a' | b'A' => {
-                if len == Len::BigL {
+                if long_double {
                     Ty::LongDouble
                 } else {
                     Ty::F64
@@ -201,6 +204,19 @@ pub fn printf_args(fmt: &[u8]) -> Result<Vec<Ty>, FormatError> {
 /// The types of the variadic arguments a scanf format consumes (every stored conversion takes a
 /// pointer; `%*…` stores nothing).
 pub fn scanf_args(fmt: &[u8]) -> Result<Vec<Ty>, FormatError> {
+    Ok(scanf_walk(fmt)?.into_iter().map(|_| Ty::Ptr).collect())
+}
+
+/// For each variadic argument of a scanf format, whether it points at a `long double` (`%Lf`,
+/// `%llg`, `%qe`...): the one pointee whose layout differs between x86-64 (x87 80-bit) and
+/// riscv64 (binary128), so a bridge must convert what the native function stores there.
+pub fn scanf_long_doubles(fmt: &[u8]) -> Result<Vec<bool>, FormatError> {
+    Ok(scanf_walk(fmt)?.into_iter().map(|t| t == Ty::LongDouble).collect())
+}
+
+/// The arguments of a scanf format: `Ty::LongDouble` marks a pointer to a long double, `Ty::Ptr`
+/// any other pointer.
+fn scanf_walk(fmt: &[u8]) -> Result<Vec<Ty>, FormatError> {
     let mut args = Args { seq: Vec::new(), pos: Vec::new(), positional: None };
     let mut i = 0;
     while i < fmt.len() {
@@ -223,9 +239,11 @@ pub fn scanf_args(fmt: &[u8]) -> Result<Vec<Ty>, FormatError> {
             i += 1;
         }
         let _ = number(fmt, &mut i);
-        let _ = length(fmt, &mut i);
+        let len = length(fmt, &mut i);
         let Some(&conv) = fmt.get(i) else { return Err(FormatError { at, what: "format ends inside a conversion" }) };
         i += 1;
+        let floating = matches!(conv, b'a' | b'A' | b'e' | b'E' | b'f' | b'F' | b'g' | b'G');
+        let pointee = if floating && matches!(len, Len::BigL | Len::Ll) { Ty::LongDouble } else { Ty::Ptr };
         match conv {
             b'[' => {
                 // A set: `]` right after `[` or `[^` belongs to the set.
@@ -245,7 +263,7 @@ pub fn scanf_args(fmt: &[u8]) -> Result<Vec<Ty>, FormatError> {
             _ => return Err(FormatError { at, what: "unknown conversion" }),
         }
         if !suppress {
-            args.add(pos, Ty::Ptr, at)?;
+            args.add(pos, pointee, at)?;
         }
     }
     args.finish(fmt.len())
@@ -265,6 +283,8 @@ mod tests {
         assert_eq!(printf_args(b"%*.*e|%-08.3lf").expect("ok"), vec![Ty::I(32), Ty::I(32), Ty::F64, Ty::F64]);
         assert_eq!(printf_args(b"%2$s=%1$d %2$s").expect("ok"), vec![Ty::I(32), Ty::Ptr]);
         assert_eq!(printf_args(b"%1$*2$d").expect("ok"), vec![Ty::I(32), Ty::I(32)]);
+        // glibc's one `is_long_double` flag: `%Ld` is long long, `%llf` and `%qf` long double.
+        assert_eq!(printf_args(b"%Ld %llf %qg %Lu").expect("ok"), vec![Ty::I(64), Ty::LongDouble, Ty::LongDouble, Ty::U(64)]);
     }
 
     #[test]
@@ -281,6 +301,10 @@ mod tests {
     fn scanf_types() {
         assert_eq!(scanf_args(b"%d %*d %5s %[^]a-z] %lf %%").expect("ok"), vec![Ty::Ptr, Ty::Ptr, Ty::Ptr, Ty::Ptr]);
         assert_eq!(scanf_args(b"%ms").expect("ok"), vec![Ty::Ptr]);
+        assert_eq!(scanf_args(b"%Lf").expect("ok"), vec![Ty::Ptr]);
+        assert_eq!(scanf_long_doubles(b"%d %Lf %*Lg %lf %lle %2$qa").expect_err("mixed").what, "mixed positional and sequential arguments");
+        assert_eq!(scanf_long_doubles(b"%d %Lf %*Lg %lf %lle %qa %Ld").expect("ok"), vec![false, true, false, true, true, false]);
+        assert_eq!(scanf_long_doubles(b"%2$Lf %1$d").expect("ok"), vec![false, true]);
         assert_eq!(scanf_args(b"%[abc").expect_err("set").what, "unterminated %[ set");
     }
 }

@@ -123,6 +123,12 @@ pub fn set_current(ctx: *mut ThreadCtx) {
     CURRENT.with(|c| c.set(ctx));
 }
 
+/// The guest state of this host thread's guest thread (null on a thread that never ran guest
+/// code).
+pub fn current() -> *mut ThreadCtx {
+    CURRENT.with(Cell::get)
+}
+
 /// A guest function called by native code: its address and how the arguments travel.
 #[derive(Debug)]
 pub struct CallbackDesc {
@@ -163,7 +169,7 @@ unsafe impl Send for Stubs {}
 static STUBS: Mutex<Option<Stubs>> = Mutex::new(None);
 
 /// Place a host stub (`arch::stub`) leading to `entry` with `desc`; its address.
-fn place_stub(desc: u64, entry: u64) -> Result<u64, String> {
+pub(crate) fn place_stub(desc: u64, entry: u64) -> Result<u64, String> {
     let mut g = STUBS.lock().map_err(|_| "stub lock poisoned")?;
     if g.is_none() {
         let rwx = libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC;

@@ -10,7 +10,8 @@
 //!
 //! Which symbols bind natively (x86_64 host: guest and host ABIs are one, so every function
 //! record whose class is `pass` or a `convert` other than `callback` is a direct call; riscv64: a
-//! record whose plan `abi::plan_call` accepts with no conversion). Functions with callbacks, and
+//! record whose plan `abi::plan_call` accepts with no conversion; on both, the printf and scanf
+//! families go through [`printf`]'s format handler). Functions with callbacks, and
 //! the process, thread, signal and loader functions of the glibc family, wait for their handlers
 //! (DESIGN.md "Must-haves"); until then a reference to one is a link error naming it, never a
 //! wrong call. This departs from DESIGN.md for now: the bridged mode is opt-in (`LDNC_BRIDGE=1`),
@@ -21,6 +22,7 @@ pub mod dl;
 pub mod handlers;
 pub mod interpose;
 pub mod link;
+pub mod printf;
 pub mod start;
 
 use std::collections::HashMap;
@@ -242,6 +244,15 @@ impl HostSide for Bridge {
         };
         let r = match &rec.kind {
             Kind::Data { size } if rec.class == Class::Pass => self.bind_data(soname, name, *size),
+            // printf/scanf-like and va_list functions: typed per call by the format (printf.rs).
+            Kind::Func(sig) if printf::applies(&rec.class) => {
+                let real = self.dlsym(soname, name).ok_or("the host library does not export it");
+                real.map_err(str::to_string).and_then(|real| printf::bind(name, sig, real)).and_then(|f| {
+                    let addr = self.stub(f)?;
+                    self.stubs.insert((soname.to_string(), name.to_string()), addr);
+                    Ok((addr, 0))
+                })
+            }
             Kind::Func(sig) if direct(&rec.class).is_ok() => match self.bind_func(soname, name, sig, &rec.class) {
                 // A plan the riscv64 rules cannot make (a va_list) is no obstacle to one ABI.
                 Err(_) if cfg!(target_arch = "x86_64") && !has_callback(&rec.class) => self.bind_generic(soname, name),
