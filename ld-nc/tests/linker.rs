@@ -34,6 +34,8 @@ int (*fp)(void) = a_val;
 int (*hp)(void) = host_fn;
 int *dp = &a_data;
 int read_a(void) { return a_data; } /* an absolute access: a COPY relocation */
+extern __thread long a_tls;
+long read_tls(void) { return a_tls; } /* initial-exec: an R_X86_64_TPOFF64 in the GOT */
 volatile int p_inited;
 __attribute__((constructor)) static void init_p(void) { p_inited = 1; }
 void _start(void) { for (;;) ; }
@@ -110,6 +112,10 @@ fn links_a_cyclic_pair_with_copy_tls_init_order_and_host_symbols() {
     assert_eq!(l.tls[1].memsz, 8);
     assert_eq!(l.tls[2].memsz, 32);
     assert!(l.tls[2].offset >= l.tls[1].offset + 32 && l.tls_size >= l.tls[2].offset);
+    // The program's TPOFF64 for liba's a_tls (offset 0 in liba's block): minus that block's
+    // offset below the thread pointer (a TLS symbol's value is an offset, not an address).
+    let tpoff = p.relocs.iter().find(|r| r.kind == 18).expect("a TPOFF64 relocation in the program");
+    assert_eq!(word(p.addr(tpoff.offset)), l.tls[1].offset.wrapping_neg());
 
     // Init: dependencies first (libb before liba, which needs it), the program's own apart.
     assert_eq!(l.init.len(), 2, "{:x?}", l.init);

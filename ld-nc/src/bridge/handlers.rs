@@ -15,10 +15,14 @@
 //!   code (its syscall layer, `signals`), so these convert glibc's `struct sigaction` to the
 //!   kernel's and make the raw x86_64 syscalls, which that layer handles — with ld-nc's own
 //!   `sa_restorer`.
-//! - **memory maps** (`mmap`, `mmap64`, `munmap`, `mprotect`, `mremap`) and **`execve`**: ld-nc
-//!   must see them — its record of guest memory decides what is guest code, and self-modifying
-//!   code is tracked through it; an exec'd x86_64 program must come back through ld-nc — so these
-//!   are the raw syscalls, handled by the syscall layer as for a static program.
+//! - **raw syscalls** ([`SYSCALLS`]): memory maps (ld-nc's record of guest memory decides what is
+//!   guest code, and self-modifying code is tracked through it), `execve` (an x86_64 program
+//!   must come back through ld-nc), the `stat` family (the kernel's `struct stat` differs between
+//!   x86_64 and riscv64), `open`/`openat`/`fcntl`/`ioctl` (variadic with a command-dependent
+//!   argument, and paths such as `/proc/self/exe` need ld-nc's view), `epoll_ctl`/`epoll_wait`
+//!   (x86_64's `struct epoll_event` is packed), `semctl` (variadic) and `syscall()` itself (x86_64
+//!   numbers): these are the raw x86_64 syscalls, handled by the syscall layer as for a static
+//!   program.
 //! - **getauxval**: the native one reads ld-nc's auxiliary vector, not the guest's.
 //! - **`dl_iterate_phdr`, `_dl_find_object`**: see [`super::dl`].
 //! - **`__tls_get_addr`** (ld.so's): the address of a guest object's TLS variable, from the
@@ -82,20 +86,88 @@ pub fn install(b: &mut Bridge) -> Result<(), String> {
     Ok(())
 }
 
-/// Functions that are one raw syscall: the C arguments are the syscall's (the fourth moves from
-/// RCX to R10).
+/// How a C function's arguments become a syscall's.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Args {
+    /// As they are (the fourth moves from RCX to R10).
+    Same,
+    /// The first is a version number to drop (`__xstat(ver, path, buf)`).
+    DropFirst,
+    /// `syscall(nr, a1, ..., a6)`: the number first, the sixth argument on the stack.
+    Syscall,
+}
+
+/// Functions that are one raw syscall, handled by the syscall layer (which converts the kernel
+/// structs, such as `stat`, to the host's and keeps its memory record).
+const SYSCALLS: [(&str, u32, Args); 35] = [
+    ("mmap", 9, Args::Same),
+    ("mmap64", 9, Args::Same),
+    ("munmap", 11, Args::Same),
+    ("mprotect", 10, Args::Same),
+    ("mremap", 25, Args::Same),
+    ("madvise", 28, Args::Same),
+    ("execve", 59, Args::Same),
+    ("stat", 4, Args::Same),
+    ("stat64", 4, Args::Same),
+    ("fstat", 5, Args::Same),
+    ("fstat64", 5, Args::Same),
+    ("lstat", 6, Args::Same),
+    ("lstat64", 6, Args::Same),
+    ("fstatat", 262, Args::Same),
+    ("fstatat64", 262, Args::Same),
+    ("__xstat", 4, Args::DropFirst),
+    ("__xstat64", 4, Args::DropFirst),
+    ("__fxstat", 5, Args::DropFirst),
+    ("__fxstat64", 5, Args::DropFirst),
+    ("__lxstat", 6, Args::DropFirst),
+    ("__lxstat64", 6, Args::DropFirst),
+    ("__fxstatat", 262, Args::DropFirst),
+    ("__fxstatat64", 262, Args::DropFirst),
+    ("open", 2, Args::Same),
+    ("open64", 2, Args::Same),
+    ("openat", 257, Args::Same),
+    ("openat64", 257, Args::Same),
+    ("fcntl", 72, Args::Same),
+    ("fcntl64", 72, Args::Same),
+    ("ioctl", 16, Args::Same),
+    ("syscall", 0, Args::Syscall),
+    // struct epoll_event is packed on x86_64 only.
+    ("epoll_ctl", 233, Args::Same),
+    ("epoll_wait", 232, Args::Same),
+    ("epoll_pwait", 281, Args::Same),
+    ("semctl", 66, Args::Same),
+];
+
 fn syscall_family(b: &mut Bridge, errno: u64) -> Result<(), String> {
-    const CALLS: [(&str, u32); 7] =
-        [("mmap", 9), ("mmap64", 9), ("munmap", 11), ("mprotect", 10), ("mremap", 25), ("execve", 59), ("madvise", 28)];
     let mut a = CodeAssembler::new(64).map_err(asm_err)?;
     let mut labels = Vec::new();
-    for (_, nr) in CALLS {
+    for (_, nr, args) in SYSCALLS {
         let mut l = a.create_label();
         let mut ok = a.create_label();
         (|| -> Result<(), IcedError> {
             a.set_label(&mut l)?;
-            a.mov(r10, rcx)?;
-            a.mov(eax, nr)?;
+            match args {
+                Args::Same => {
+                    a.mov(r10, rcx)?;
+                    a.mov(eax, nr)?;
+                }
+                Args::DropFirst => {
+                    a.mov(rdi, rsi)?;
+                    a.mov(rsi, rdx)?;
+                    a.mov(rdx, rcx)?;
+                    a.mov(r10, r8)?;
+                    a.mov(eax, nr)?;
+                }
+                Args::Syscall => {
+                    a.mov(rax, rdi)?;
+                    a.mov(rdi, rsi)?;
+                    a.mov(rsi, rdx)?;
+                    a.mov(rdx, rcx)?;
+                    a.mov(r10, r8)?;
+                    a.mov(r8, r9)?;
+                    a.mov(r9, qword_ptr(rsp + 8))?;
+                }
+            }
             a.syscall()?;
             a.cmp(rax, -4095)?;
             a.jb(ok)?;
@@ -107,7 +179,7 @@ fn syscall_family(b: &mut Bridge, errno: u64) -> Result<(), String> {
         labels.push(l);
     }
     let at = place(b, &mut a, &labels)?;
-    for ((name, _), addr) in CALLS.iter().zip(at) {
+    for ((name, _, _), addr) in SYSCALLS.iter().zip(at) {
         b.handlers.insert((*name).into(), addr);
     }
     Ok(())

@@ -73,6 +73,8 @@ pub struct Bridge {
     pub refused: Vec<(String, String)>,
     /// glibc-family functions ld-nc replaces with its own guest routines, by name.
     pub handlers: HashMap<String, u64>,
+    /// The trap stub of the report that refused functions' stubs call.
+    refused_report: Option<u64>,
 }
 
 impl std::fmt::Debug for Bridge {
@@ -112,6 +114,7 @@ impl Bridge {
             host_dirs: Vec::new(),
             refused: Vec::new(),
             handlers: HashMap::new(),
+            refused_report: None,
         };
         // Where a guest function called by native code returns to: `ud2` ends the nested loop.
         callback::set_return_address(b.place_code(&[0x0f, 0x0b])?);
@@ -141,10 +144,21 @@ impl Bridge {
         Ok(addr)
     }
 
+    /// The manifest of `soname` with its overrides applied (`<dir>/../overrides/<SONAME>.override`
+    /// beside the manifests folder it was found in).
     fn manifest(&mut self, soname: &str) -> Option<&Manifest> {
         if !self.manifests.contains_key(soname) {
-            let m = self.manifests_dir.iter().map(|d| d.join(format!("{soname}.manifest"))).find(|p| p.is_file()).and_then(|p| {
-                Manifest::load(&p).map_err(|e| log::warn!(target: "ldnc::bridge", "{e}")).ok()
+            let found = self.manifests_dir.iter().map(|d| (d, d.join(format!("{soname}.manifest")))).find(|(_, p)| p.is_file());
+            let m = found.and_then(|(dir, p)| {
+                let mut m = Manifest::load(&p).map_err(|e| log::warn!(target: "ldnc::bridge", "{e}")).ok()?;
+                let ov = dir.join("../overrides").join(format!("{soname}.override"));
+                if ov.is_file() {
+                    match Manifest::load(&ov).and_then(|o| m.apply_overrides(&o)) {
+                        Ok(()) => {}
+                        Err(e) => log::warn!(target: "ldnc::bridge", "{e}"),
+                    }
+                }
+                Some(m)
             });
             self.manifests.insert(soname.to_string(), m);
         }
@@ -214,7 +228,49 @@ fn direct_conversion(c: &Conversion) -> bool {
     matches!(c, Conversion::Callback | Conversion::LongDouble | Conversion::StructByValue) || cfg!(target_arch = "x86_64")
 }
 
+/// Called by a refused function's stub (see [`HostSide::refused_stub`]): print why and end the
+/// process as a missing symbol would (status 127).
+extern "C" fn ldnc_refused_call(msg: *const libc::c_char) -> u64 {
+    // SAFETY: the stub passes one of the leaked messages made in `refused_stub`.
+    let m = unsafe { std::ffi::CStr::from_ptr(msg) };
+    eprintln!("ld-nc: {}", m.to_string_lossy());
+    // SAFETY: _exit ends the process.
+    unsafe { libc::_exit(127) }
+}
+
 impl HostSide for Bridge {
+    fn refused_stub(&mut self, name: &str, version: Option<&str>, object: &str) -> Option<u64> {
+        let why = self
+            .refused
+            .iter()
+            .filter(|(n, _)| n == name)
+            .min_by_key(|(_, why)| why.contains("no manifest record"))
+            .map(|(_, w)| w.clone())?;
+        if why.contains("no manifest record") {
+            return None;
+        }
+        let v = version.map(|v| format!("@{v}")).unwrap_or_default();
+        let msg = CString::new(format!("{object}: {name}{v} was called, but the native library cannot take it yet: {why}")).ok()?;
+        let msg = Box::leak(msg.into_boxed_c_str()).as_ptr() as u64;
+        let sig = abi::parse_sig("(p)->u64").ok()?;
+        let report = match self.refused_report {
+            Some(r) => r,
+            None => {
+                let r = self.host_handler("ldnc_refused_call", ldnc_refused_call as *const () as u64, &sig).ok()?;
+                self.refused_report = Some(r);
+                r
+            }
+        };
+        // mov rdi, msg; mov rax, report; jmp rax
+        let mut code = vec![0x48, 0xbf];
+        code.extend_from_slice(&msg.to_le_bytes());
+        code.extend_from_slice(&[0x48, 0xb8]);
+        code.extend_from_slice(&report.to_le_bytes());
+        code.extend_from_slice(&[0xff, 0xe0]);
+        log::info!(target: "ldnc::bridge", "{name}{v} (needed by {object}): bound to a stub that fails when called: {why}");
+        self.place_code(&code).ok()
+    }
+
     fn provides(&mut self, soname: &str) -> Option<String> {
         if self.emulate.iter().any(|e| e == soname || e == "all" && !GLIBC_FAMILY.contains(&soname)) {
             return None;
@@ -252,6 +308,21 @@ impl HostSide for Bridge {
                     self.stubs.insert((soname.to_string(), name.to_string()), addr);
                     Ok((addr, 0))
                 })
+            }
+            // A function the overrides reserve for a handler that does not exist yet: its plain
+            // binding is what a native run would do, which is right for most uses (fork, system,
+            // pthread_create with the callback wrapper...); said once in the bridge log.
+            Kind::Func(sig) if is_handler_class(&rec.class) => {
+                log::info!(target: "ldnc::bridge", "{name}: no handler yet; bound to the native function");
+                let class = if sig.params.iter().any(|t| matches!(t, abi::Ty::FnPtr(_))) {
+                    Class::Convert(vec![Conversion::Callback])
+                } else {
+                    Class::Pass
+                };
+                match self.bind_func(soname, name, sig, &class) {
+                    Err(_) if cfg!(target_arch = "x86_64") => self.bind_generic(soname, name),
+                    r => r,
+                }
             }
             Kind::Func(sig) if direct(&rec.class).is_ok() => match self.bind_func(soname, name, sig, &rec.class) {
                 // A plan the riscv64 rules cannot make (a va_list) is no obstacle to one ABI.

@@ -51,6 +51,13 @@ pub trait HostSide {
     /// native library `soname`: a trap stub for a function, the variable itself for data, and its
     /// size for data.
     fn lookup(&mut self, soname: &str, name: &str, version: Option<&str>) -> Option<(u64, u64)>;
+    /// For a function reference nothing resolved but the host side declined for a reason: an
+    /// address that reports the reason and ends the process when called. `None` (the default):
+    /// the reference is a link error.
+    fn refused_stub(&mut self, name: &str, version: Option<&str>, object: &str) -> Option<u64> {
+        let _ = (name, version, object);
+        None
+    }
 }
 
 /// Why linking failed.
@@ -269,7 +276,10 @@ fn resolve(l: &Linked, from: usize, si: u64, skip_program: bool, host: &mut dyn 
         match e {
             ScopeEntry::Guest(j) if !(skip_program && *j == 0) => {
                 if let Some((_, s)) = l.objects[*j].lookup(&name, want.as_deref()) {
-                    return Ok(Some(Resolved { obj: Some(*j), value: l.objects[*j].addr(s.value), size: s.size, kind: s.kind() }));
+                    // A TLS symbol's value is its offset in the object's TLS block, not an address
+                    // (Drepper, "ELF Handling For Thread-Local Storage", 2.2).
+                    let value = if s.kind() == STT_TLS { s.value } else { l.objects[*j].addr(s.value) };
+                    return Ok(Some(Resolved { obj: Some(*j), value, size: s.size, kind: s.kind() }));
                 }
             }
             ScopeEntry::Host(so) => {
@@ -283,7 +293,13 @@ fn resolve(l: &Linked, from: usize, si: u64, skip_program: bool, host: &mut dyn 
     if sym.bind() == goblin::elf::sym::STB_WEAK {
         return Ok(None);
     }
-    Err(LinkError::Symbol { name: name_s, version: want, object: d.path.display().to_string() })
+    let object = d.path.display().to_string();
+    // A function the host side knows but cannot bind yet fails when called, not now (as lazy
+    // binding would): many programs never call the few such functions they reference.
+    if let Some(addr) = host.refused_stub(&name_s, want.as_deref(), &object) {
+        return Ok(Some(Resolved { obj: None, value: addr, size: 0, kind: 0 }));
+    }
+    Err(LinkError::Symbol { name: name_s, version: want, object })
 }
 
 /// A bound symbol.
@@ -377,15 +393,12 @@ fn relocate(l: &mut Linked, i: usize, host: &mut dyn HostSide) -> Result<(), Lin
                 let m = if rel.sym == 0 { Some(i) } else { sym.and_then(|s| s.obj) };
                 m.map_or(0, |m| m as u64 + 1)
             }
-            R_X86_64_DTPOFF64 => {
-                let base = sym.and_then(|s| s.obj).map_or(0, |o| l.objects[o].tls.map_or(0, |t| t.image));
-                s.wrapping_sub(base).wrapping_add_signed(a)
-            }
+            // The offset in the defining module's block (symbol value + addend; without a
+            // symbol, the addend alone, in this object's block).
+            R_X86_64_DTPOFF64 => s.wrapping_add_signed(a),
             R_X86_64_TPOFF64 => {
                 let (obj, off_in) = match sym {
-                    Some(Resolved { obj: Some(o), value, kind, .. }) if kind == STT_TLS || rel.sym != 0 => {
-                        (o, value.wrapping_sub(l.objects[o].tls.map_or(0, |t| t.image)))
-                    }
+                    Some(Resolved { obj: Some(o), value, .. }) => (o, value),
                     _ => (i, 0),
                 };
                 let tpoff = l.tls.get(obj).map_or(0, |t| t.offset);
@@ -396,6 +409,7 @@ fn relocate(l: &mut Linked, i: usize, host: &mut dyn HostSide) -> Result<(), Lin
         // SAFETY: `at` is inside a writable segment of the object (checked above).
         unsafe { (at as *mut u64).write_unaligned(value) };
     }
+    l.objects[i].relocs = relocs;
     Ok(())
 }
 
