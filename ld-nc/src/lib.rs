@@ -1,5 +1,7 @@
-//! ld-nc, the runtime: CLI and configuration, loading static x86_64 programs, the guest process
-//! (stack, auxv, brk), the syscall layer and signals, and the loop that runs the translator.
+//! ld-nc, the runtime: CLI and configuration, loading x86_64 programs (static ones directly,
+//! dynamic ones with ld-nc's own linker and the native-library bridge, or with their own `ld.so`),
+//! the guest process (stack, auxv, brk, TLS), the syscall layer and signals, and the loop that
+//! runs the translator.
 //!
 //! The binary (`main.rs`) only picks the translator backend for this host.
 

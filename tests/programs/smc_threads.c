@@ -5,7 +5,11 @@
  * acknowledges each new value, and only then does the writer make the next. The caller spins
  * without syscalls. A second phase rewrites the whole 8-byte body the same way (one aligned 8-byte
  * store), alternating between `mov $imm32, %eax; ret` and `xor %eax, %eax; not %eax;
- * sub $k, %al; ret`, so the instructions themselves change, not only an immediate. */
+ * sub $k, %al; ret`, so the instructions themselves change, not only an immediate.
+ * The caller executes CPUID before each call: x86's cross-modifying-code rule (Intel SDM vol. 3,
+ * 8.1.3) asks the executing processor to serialize before it runs code another processor changed;
+ * without it an AMD EPYC ran torn bodies natively and crashed. Under ld-nc the CPUID changes
+ * nothing about what is tested: a stale translation of the old code would still be called. */
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -52,7 +56,9 @@ static void *caller(void *arg) {
     for (int ph = 1; ph <= 2; ph++) {
         uint64_t seen = 0;
         while (seen < ROUNDS) {
-            uint32_t r = fn();
+            unsigned a = 0, b, c, d;
+            asm volatile("cpuid" : "+a"(a), "=b"(b), "=c"(c), "=d"(d) : : "memory");
+            uint32_t r = (*(fn_t volatile *)&fn)();
             uint32_t now = ph == 1 ? value(seen) : body_value(seen);
             uint32_t next = ph == 1 ? value(seen + 1) : body_value(seen + 1);
             if (r == next) {

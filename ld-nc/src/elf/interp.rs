@@ -1,12 +1,13 @@
 //! A dynamic program's interpreter (its PT_INTERP, e.g. `/lib64/ld-linux-x86-64.so.2`): finding
 //! it under the guest root and checking it as a guest object.
 //!
-//! **Departure from DESIGN.md.** The design makes ld-nc itself the x86_64 dynamic linker (issue 7),
-//! binding manifest symbols to native libraries. Until that exists, a dynamic program runs the way
-//! qemu-user and the kernel run it: the program's own x86_64 `ld.so` is mapped as a guest object
-//! next to the program, started at its entry point with `AT_BASE` naming it, and it maps and
-//! relocates every library itself through the emulated `openat`/`mmap`/`mprotect` syscalls. All
-//! library code is translated; nothing is bridged.
+//! **Departure from DESIGN.md.** The design makes ld-nc itself the x86_64 dynamic linker, binding
+//! manifest symbols to native libraries; that linker exists ([`super::linker`], with
+//! [`crate::bridge`]) but is still opt-in (`LDNC_BRIDGE=1`) while its handlers are completed.
+//! Without it, a dynamic program runs the way qemu-user and the kernel run it: the program's own
+//! x86_64 `ld.so` is mapped as a guest object next to the program, started at its entry point with
+//! `AT_BASE` naming it, and it maps and relocates every library itself through the emulated
+//! `openat`/`mmap`/`mprotect` syscalls. All library code is translated; nothing is bridged.
 //!
 //! The guest root (`LDNC_GUEST_ROOT`, default `/` on an x86_64 host, no default on other hosts) is
 //! where the interpreter is looked up, symbolic links included (an absolute link target is taken
