@@ -224,6 +224,11 @@ pub fn run<B: Backend + 'static>(guest: &mut Guest, debug: crate::config::DebugF
     if let Some(t) = &guest.traps {
         tr.set_traps(t.clone());
         install_callbacks(&tr, &mut guest.proc, t.clone());
+        // Native libraries may start threads that call guest code at any moment, from threads
+        // that are not the one running guest code now; the switch to multi-thread code (riscv64
+        // fences) is made here, while this is the only thread, not from such a thread (a flush
+        // from there raced the running thread: smc_threads hung under qemu).
+        tr.threads_starting();
     }
     crate::bridge::callback::set_current(&mut *guest.ctx);
     crate::smc::install_fault_map(tr.fault_map());

@@ -7,6 +7,10 @@
 //! library's struct itself (reached through the fault path), has the library call each on its own
 //! thread too, and makes a plain call with floating-point arguments. Output must match
 //! `tests/native/cbuser.out`, and on x86_64 the native run.
+//!
+//! `bridge/dlopen-plugin`: `tests/native/dluser.c` dlopens a guest plugin (`plugin.c`, built for
+//! x86_64), runs it through dlsym, and dlsyms native functions (through `dlopen("libm.so.6")` and
+//! RTLD_DEFAULT); output must match `tests/native/dluser.out`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -87,6 +91,32 @@ fn callbacks() -> Result<(), Failure> {
     check("under ld-nc", &o, &want)
 }
 
+fn dlopen_plugin() -> Result<(), Failure> {
+    let launcher = ldnc::locate().map_err(|e| Failure::Setup(e.to_string()))?;
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("ldnc-dlopen-{}", std::process::id()));
+    std::fs::create_dir_all(&root).map_err(|e| Failure::Setup(format!("{}: {e}", root.display())))?;
+    let src = native_dir();
+    let plugin = root.join("plugin.so").display().to_string();
+    let prog = root.join("dluser");
+    cc("gcc", &["-O2", "-shared", "-fPIC", "-o", &plugin, src.join("plugin.c").to_str().unwrap_or_default()])?;
+    cc("gcc", &["-O2", "-o", &prog.display().to_string(), src.join("dluser.c").to_str().unwrap_or_default(), "-ldl"])?;
+    let want = std::fs::read(src.join("dluser.out")).map_err(|e| Failure::Setup(e.to_string()))?;
+    if Host::current().runs_guests_natively() {
+        let mut cmd = Command::new(&prog);
+        cmd.arg(&plugin);
+        check("native run", &process::run(cmd, None, process::default_timeout()).map_err(|e| Failure::Setup(e.to_string()))?, &want)?;
+    }
+    let mut cmd = launcher.command(&prog);
+    cmd.arg(&plugin).env_clear().envs(ldnc::passthrough_env()).env("LDNC_BRIDGE", "1");
+    let o = process::run(cmd, None, process::default_timeout()).map_err(|e| Failure::Setup(e.to_string()))?;
+    let _ = std::fs::remove_dir_all(&root);
+    check("under ld-nc", &o, &want)
+}
+
 fn main() -> ExitCode {
-    trial::run(vec![Trial::new("bridge/native-library-callbacks", callbacks)]).exit_code()
+    trial::run(vec![
+        Trial::new("bridge/native-library-callbacks", callbacks),
+        Trial::new("bridge/dlopen-plugin", dlopen_plugin),
+    ])
+    .exit_code()
 }

@@ -92,8 +92,8 @@ pub const OFF_ATTENTION: usize = core::mem::offset_of!(ThreadSlot, attention);
 
 /// From a signal handler on the thread itself: make its current (or next) native call stop for
 /// the runtime when it returns (see [`ThreadSlot`]'s `attention`). Async-signal-safe: on x86_64 the
-/// thread's context is found through GS (its FS may be the guest's inside the native-call
-/// routine), elsewhere through a thread-local.
+/// thread's context is found through GS and thread-locals are never touched (FS may be the
+/// guest's); on riscv64 (TP is always the host's) through a thread-local.
 pub fn request_attention_here() {
     #[cfg(target_arch = "x86_64")]
     {
@@ -103,6 +103,10 @@ pub fn request_attention_here() {
             core::arch::asm!("rdgsbase {}", out(reg) v, options(nomem, nostack));
             v
         };
+        // GS is the context from entry to exit, native calls included. Outside (GS 0) the thread
+        // is in the runtime, which checks for signals itself, or in the few instructions of
+        // `ldnc_x86_enter` where FS is already the guest's: thread-locals are not reachable there,
+        // so nothing more is done.
         if gs != 0 {
             // SAFETY: a non-zero GS base is an entered context, recognised by its magic word.
             unsafe {
@@ -114,13 +118,15 @@ pub fn request_attention_here() {
                     }
                 }
             }
-            return;
         }
     }
-    let p = CURRENT_SLOT.with(|c| c.get());
-    if !p.is_null() {
-        // SAFETY: a slot stays alive until its thread ends (see `thread_ended`): this is that thread.
-        unsafe { (*p).attention.store(true, Ordering::SeqCst) };
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let p = CURRENT_SLOT.with(|c| c.get());
+        if !p.is_null() {
+            // SAFETY: a slot stays alive until its thread ends (see `thread_ended`): this thread.
+            unsafe { (*p).attention.store(true, Ordering::SeqCst) };
+        }
     }
 }
 

@@ -24,7 +24,8 @@
 //!   numbers): these are the raw x86_64 syscalls, handled by the syscall layer as for a static
 //!   program.
 //! - **getauxval**: the native one reads ld-nc's auxiliary vector, not the guest's.
-//! - **`dl_iterate_phdr`, `_dl_find_object`**: see [`super::dl`].
+//! - **the `dl*` family** (`dlopen`, `dlsym`, `dladdr`, `dl_iterate_phdr`, `_dl_find_object`...):
+//!   they must see guest objects; see [`super::dl`].
 //! - **`__tls_get_addr`** (ld.so's): the address of a guest object's TLS variable, from the
 //!   static TLS layout ld-nc made (the guest's dynamic TLS for `dlopen`ed objects is not built).
 //!
@@ -458,11 +459,17 @@ extern "C" fn ldnc_getauxval(kind: u64) -> u64 {
 }
 
 /// The handlers that are host functions of ld-nc: name, function, signature.
-fn host_functions() -> [(&'static [&'static str], u64, &'static str); 3] {
+fn host_functions() -> [(&'static [&'static str], u64, &'static str); 8] {
+    use super::dl;
     [
         (&["getauxval", "__getauxval"], ldnc_getauxval as *const () as u64, "(u64)->u64"),
-        (&["dl_iterate_phdr"], super::dl::ldnc_dl_iterate_phdr as *const () as u64, "(p,p)->i32"),
-        (&["_dl_find_object"], super::dl::ldnc_dl_find_object as *const () as u64, "(p,p)->i32"),
+        (&["dl_iterate_phdr"], dl::ldnc_dl_iterate_phdr as *const () as u64, "(p,p)->i32"),
+        (&["_dl_find_object"], dl::ldnc_dl_find_object as *const () as u64, "(p,p)->i32"),
+        (&["dlopen"], dl::ldnc_dlopen as *const () as u64, "(p,i32)->p"),
+        (&["dlsym", "dlvsym"], dl::ldnc_dlsym as *const () as u64, "(p,p)->p"),
+        (&["dlclose"], dl::ldnc_dlclose as *const () as u64, "(p)->i32"),
+        (&["dlerror"], dl::ldnc_dlerror as *const () as u64, "()->p"),
+        (&["dladdr"], dl::ldnc_dladdr as *const () as u64, "(p,p)->i32"),
     ]
 }
 

@@ -54,7 +54,6 @@ pub fn setup(cfg: &Config, env: Vec<(OsString, OsString)>) -> Result<Guest, Stri
         linked.scope.len() - linked.objects.len()
     );
 
-    super::dl::set_objects(&linked);
     let mut slot_cache = std::collections::HashMap::new();
     for (name, copy, host_var) in &linked.host_copies {
         if let Err(e) = super::interpose::interpose(name, *host_var, *copy, &mut slot_cache) {
@@ -98,8 +97,8 @@ pub fn setup(cfg: &Config, env: Vec<(OsString, OsString)>) -> Result<Guest, Stri
     super::handlers::set_auxv_from_stack(sp);
     set_program_names(&mut bridge, sp);
     guest.traps = Some(bridge.traps());
-    // The objects' file mappings and tables are no longer needed; their memory stays mapped.
-    drop(linked);
+    // The linker's state stays for dlopen and dlsym.
+    super::dl::install(super::dl::DlState { bridge, linked, mem: guest.proc.mem.clone(), search });
     Ok(guest)
 }
 

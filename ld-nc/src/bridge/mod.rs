@@ -177,7 +177,7 @@ impl Bridge {
     }
 
     /// The host's handle of `soname` (`dlopen`, RTLD_NOW | RTLD_GLOBAL).
-    fn handle(&mut self, soname: &str) -> Option<usize> {
+    pub fn handle(&mut self, soname: &str) -> Option<usize> {
         if let Some(&h) = self.handles.get(soname) {
             return (h != 0).then_some(h);
         }

@@ -134,6 +134,10 @@ impl SearchPath {
 pub struct Linked {
     pub objects: Vec<Dso>,
     pub scope: Vec<ScopeEntry>,
+    /// Every SONAME loaded, guest or native.
+    pub by_soname: HashMap<String, ScopeEntry>,
+    /// Each object's `DT_NEEDED`, resolved.
+    pub deps: Vec<Vec<ScopeEntry>>,
     /// COPY relocations of native variables: (name, the copy's address, the native variable's
     /// address). The native library must be made to use the copy ([`HostSide`] callers
     /// interpose it), so there is one variable.
@@ -155,64 +159,124 @@ pub struct Linked {
 
 /// Load `prog` (already opened as `objects[0]` by the caller) and everything it needs.
 pub fn link(prog: Dso, map: &mut GuestMap, search: &SearchPath, host: &mut dyn HostSide) -> Result<Linked, LinkError> {
-    let mut objects = vec![prog];
-    let mut scope = vec![ScopeEntry::Guest(0)];
-    let mut by_soname: HashMap<String, ScopeEntry> = HashMap::new();
-    let mut queue = VecDeque::from([0usize]);
-    let mut deps: Vec<Vec<ScopeEntry>> = vec![Vec::new()];
+    let mut linked = Linked {
+        objects: vec![prog],
+        scope: vec![ScopeEntry::Guest(0)],
+        by_soname: HashMap::new(),
+        deps: vec![Vec::new()],
+        host_copies: Vec::new(),
+        init: Vec::new(),
+        program_init: Vec::new(),
+        fini: Vec::new(),
+        ifuncs: Vec::new(),
+        tls: Vec::new(),
+        tls_size: 0,
+        tls_align: 16,
+    };
+    load_needed(&mut linked, 0, map, search, host)?;
+    let (tls, tls_size, tls_align) = layout_tls(&linked.objects);
+    (linked.tls, linked.tls_size, linked.tls_align) = (tls, tls_size, tls_align);
+    for i in (0..linked.objects.len()).rev() {
+        relocate(&mut linked, i, host)?;
+    }
+    let order = init_order(&linked, 0);
+    collect_init(&mut linked, &order);
+    protect_relro(&linked, 0, map);
+    Ok(linked)
+}
+
+/// Load `path` and what it needs into an already linked process (`dlopen`): new objects join the
+/// global scope (as `RTLD_GLOBAL`), are relocated, and their init functions are returned in call
+/// order. The object's index. Objects with TLS cannot be added (their blocks would need the
+/// dynamic TLS that the static layout does not reserve).
+pub fn load_more(
+    l: &mut Linked,
+    path: &Path,
+    map: &mut GuestMap,
+    search: &SearchPath,
+    host: &mut dyn HostSide,
+) -> Result<(usize, Vec<u64>), LinkError> {
+    if let Some(i) = l.objects.iter().position(|d| d.path == path) {
+        return Ok((i, Vec::new()));
+    }
+    let first = l.objects.len();
+    let d = Dso::open(path, map, 0).map_err(LinkError::Open)?;
+    if let Some(ScopeEntry::Guest(i)) = l.by_soname.get(&d.soname) {
+        return Ok((*i, Vec::new()));
+    }
+    l.by_soname.insert(d.soname.clone(), ScopeEntry::Guest(first));
+    l.objects.push(d);
+    l.deps.push(Vec::new());
+    l.scope.push(ScopeEntry::Guest(first));
+    load_needed(l, first, map, search, host)?;
+    if let Some(d) = l.objects[first..].iter().find(|d| d.tls.is_some()) {
+        return Err(LinkError::Open(format!("{}: thread-local storage in an object loaded by dlopen is not supported yet", d.path.display())));
+    }
+    l.tls.resize(l.objects.len(), TlsSlot::default());
+    for i in (first..l.objects.len()).rev() {
+        relocate(l, i, host)?;
+    }
+    let order: Vec<usize> = init_order(l, first).into_iter().filter(|&o| o >= first).collect();
+    let read = |slot: u64| -> u64 {
+        // SAFETY: init array slots were checked to lie inside their object's segments.
+        unsafe { (slot as *const u64).read_unaligned() }
+    };
+    let init = order
+        .iter()
+        .flat_map(|&o| l.objects[o].init_fn.into_iter().chain(l.objects[o].init_array.iter().map(|&a| read(a))))
+        .filter(|f| *f != 0 && *f != u64::MAX)
+        .collect();
+    protect_relro(l, first, map);
+    Ok((first, init))
+}
+
+/// Breadth-first `DT_NEEDED` from object `root`, adding what is not loaded yet.
+fn load_needed(l: &mut Linked, root: usize, map: &mut GuestMap, search: &SearchPath, host: &mut dyn HostSide) -> Result<(), LinkError> {
+    let mut queue = VecDeque::from([root]);
     while let Some(i) = queue.pop_front() {
-        for soname in objects[i].needed.clone() {
-            if let Some(e) = by_soname.get(&soname) {
-                deps[i].push(e.clone());
+        for soname in l.objects[i].needed.clone() {
+            if let Some(e) = l.by_soname.get(&soname) {
+                let e = e.clone();
+                l.deps[i].push(e);
                 continue;
             }
             let entry = if let Some(why) = host.provides(&soname) {
                 log::info!(target: "ldnc::load", "{soname}: native ({why})");
                 ScopeEntry::Host(soname.clone())
             } else {
-                if objects.len() >= MAX_OBJECTS {
+                if l.objects.len() >= MAX_OBJECTS {
                     return Err(LinkError::TooMany);
                 }
-                let path = find(&soname, &objects[i], search)?;
+                let path = find(&soname, &l.objects[i], search)?;
                 let d = Dso::open(&path, map, 0).map_err(LinkError::Open)?;
                 log::info!(target: "ldnc::load", "{soname}: guest object {} at {:#x}", path.display(), d.loaded.bias);
-                objects.push(d);
-                deps.push(Vec::new());
-                queue.push_back(objects.len() - 1);
-                ScopeEntry::Guest(objects.len() - 1)
+                l.objects.push(d);
+                l.deps.push(Vec::new());
+                queue.push_back(l.objects.len() - 1);
+                ScopeEntry::Guest(l.objects.len() - 1)
             };
-            by_soname.insert(soname, entry.clone());
-            deps[i].push(entry.clone());
-            scope.push(entry);
+            l.by_soname.insert(soname, entry.clone());
+            l.deps[i].push(entry.clone());
+            l.scope.push(entry);
         }
     }
-    let (tls, tls_size, tls_align) = layout_tls(&objects);
-    let mut linked = Linked {
-        objects,
-        scope,
-        host_copies: Vec::new(),
-        init: Vec::new(),
-        program_init: Vec::new(),
-        fini: Vec::new(),
-        ifuncs: Vec::new(),
-        tls,
-        tls_size,
-        tls_align,
-    };
-    for i in (0..linked.objects.len()).rev() {
-        relocate(&mut linked, i, host)?;
-    }
-    init_order(&mut linked, &deps);
-    for d in &linked.objects {
+    Ok(())
+}
+
+/// PT_GNU_RELRO of objects `from..` made read-only, except an object with IFUNC slots to fill.
+fn protect_relro(l: &Linked, from: usize, map: &mut GuestMap) {
+    for d in &l.objects[from..] {
         if let Some((a, b)) = d.relro {
+            if l.ifuncs.iter().any(|&(slot, _)| slot >= a && slot < b) {
+                continue;
+            }
             crate::mem::guest_mprotect(map, a, b, libc::PROT_READ as u32);
         }
     }
-    Ok(linked)
 }
 
 /// The file for `soname`, needed by `by` (gABI search order, glibc's in practice).
-fn find(soname: &str, by: &Dso, search: &SearchPath) -> Result<PathBuf, LinkError> {
+pub fn find(soname: &str, by: &Dso, search: &SearchPath) -> Result<PathBuf, LinkError> {
     if soname.contains('/') {
         return Ok(PathBuf::from(soname));
     }
@@ -413,20 +477,20 @@ fn relocate(l: &mut Linked, i: usize, host: &mut dyn HostSide) -> Result<(), Lin
     Ok(())
 }
 
-/// Dependencies before dependents (post-order depth first from the program), the program's own
-/// last and apart; fini the reverse.
-fn init_order(l: &mut Linked, deps: &[Vec<ScopeEntry>]) {
+/// Objects from `root` in init order: dependencies before dependents (post-order depth first),
+/// `root` last.
+fn init_order(l: &Linked, root: usize) -> Vec<usize> {
     let n = l.objects.len();
     let mut seen = vec![false; n];
     let mut order = Vec::with_capacity(n);
     // Iterative post-order: (object, next dependency index).
-    let mut stack = vec![(0usize, 0usize)];
-    seen[0] = true;
+    let mut stack = vec![(root, 0usize)];
+    seen[root] = true;
     while let Some((o, k)) = stack.pop() {
-        let next = deps[o].iter().skip(k).position(|e| matches!(e, ScopeEntry::Guest(j) if !seen[*j]));
+        let next = l.deps[o].iter().skip(k).position(|e| matches!(e, ScopeEntry::Guest(j) if !seen[*j]));
         match next {
             Some(p) => {
-                let ScopeEntry::Guest(j) = deps[o][k + p] else { continue };
+                let ScopeEntry::Guest(j) = l.deps[o][k + p] else { continue };
                 stack.push((o, k + p + 1));
                 seen[j] = true;
                 stack.push((j, 0));
@@ -434,12 +498,18 @@ fn init_order(l: &mut Linked, deps: &[Vec<ScopeEntry>]) {
             None => order.push(o),
         }
     }
+    order
+}
+
+/// The init and fini functions of the start-up objects in `order` (the program's own apart; fini
+/// in the reverse order, the program's first) — gABI "Initialization and Termination Functions".
+fn collect_init(l: &mut Linked, order: &[usize]) {
     let read = |slot: u64| -> u64 {
         // SAFETY: init/fini array slots were checked to lie inside their object's segments.
         unsafe { (slot as *const u64).read_unaligned() }
     };
     let live = |f: &u64| *f != 0 && *f != u64::MAX;
-    for &o in &order {
+    for &o in order {
         let d = &l.objects[o];
         // DT_INIT first, then the DT_INIT_ARRAY functions in array order.
         let f = d.init_fn.into_iter().chain(d.init_array.iter().map(|&a| read(a))).filter(live);
