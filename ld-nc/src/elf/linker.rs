@@ -79,6 +79,11 @@ pub enum LinkError {
 impl fmt::Display for LinkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            LinkError::Missing { soname, needed_by, searched } if searched.is_empty() => write!(
+                f,
+                "{soname}, needed by {needed_by}, was not found: no folder to search (no guest root on this \
+                 host: set LDNC_GUEST_ROOT to a folder holding x86_64 libraries)"
+            ),
             LinkError::Missing { soname, needed_by, searched } => {
                 write!(f, "{soname}, needed by {needed_by}, was not found in:")?;
                 for d in searched {

@@ -2,8 +2,8 @@
 //! (see the x86_64 module for what each routine does; here the descriptor arrives in t2, the
 //! arguments in a0-a7 and fa0-fa7, stack arguments at sp, results leave in a0/a1 and fa0/fa1).
 
-/// Saved a0-a7; fa0-fa7 (raw bits); results a0, a1, fa0, fa1; the descriptor; ra.
-/// 176 bytes, offsets fixed by the routines.
+/// Saved a0-a7; fa0-fa7 (raw bits); results a0, a1, fa0, fa1; the descriptor; ra; which routine
+/// entered (the Rust function's address); a spare word. 192 bytes, offsets fixed by the routines.
 #[repr(C)]
 #[derive(Debug, Default)]
 pub struct Frame {
@@ -13,9 +13,11 @@ pub struct Frame {
     pub ret_fp: [u64; 2],
     pub desc: u64,
     pub ra: u64,
+    pub which: u64,
+    pub spare: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<Frame>() == 176);
+const _: () = assert!(core::mem::size_of::<Frame>() == 192);
 
 /// A host stub: `auipc t0, 0; ld t2, 16(t0); ld t0, 24(t0); jr t0; .dword desc; .dword entry`.
 pub fn stub(desc: u64, entry: u64) -> Vec<u8> {
@@ -49,29 +51,32 @@ core::arch::global_asm!(
     ".option arch, +d",
     ".globl ldnc_cb_entry",
     "ldnc_cb_entry:",
-    "addi sp, sp, -176",
+    "lla t1, {cb}",
+    "j .Lldnc_bridge_entry",
+    ".globl ldnc_wrap_entry",
+    "ldnc_wrap_entry:",
+    "lla t1, {wrap}",
+    // Both: t2 = descriptor, t1 = the Rust function; the frame keeps which one for the tails.
+    ".Lldnc_bridge_entry:",
+    "addi sp, sp, -192",
     "sd ra, 168(sp)",
+    "sd t1, 176(sp)",
     "jal t0, .Lldnc_bridge_save",
     "mv a0, t2",
     "mv a1, sp",
-    "addi a2, sp, 176",
-    "call {cb}",
+    "addi a2, sp, 192",
+    "jalr ra, 0(t1)",
+    "ld t1, 176(sp)",
+    "lla t0, {wrap}",
+    "beq t1, t0, 2f",
     "ld a0, 128(sp)",
     "ld a1, 136(sp)",
     "fld fa0, 144(sp)",
     "fld fa1, 152(sp)",
     "ld ra, 168(sp)",
-    "addi sp, sp, 176",
+    "addi sp, sp, 192",
     "ret",
-    ".globl ldnc_wrap_entry",
-    "ldnc_wrap_entry:",
-    "addi sp, sp, -176",
-    "sd ra, 168(sp)",
-    "jal t0, .Lldnc_bridge_save",
-    "mv a0, t2",
-    "mv a1, sp",
-    "addi a2, sp, 176",
-    "call {wrap}",
+    "2:",
     "ld a0, 0(sp)",
     "ld a1, 8(sp)",
     "ld a2, 16(sp)",
@@ -91,7 +96,7 @@ core::arch::global_asm!(
     "ld t2, 160(sp)",
     "ld t1, 0(t2)",
     "ld ra, 168(sp)",
-    "addi sp, sp, 176",
+    "addi sp, sp, 192",
     "jr t1",
     // The argument registers and the descriptor into the frame at sp; returns through t0.
     ".Lldnc_bridge_save:",

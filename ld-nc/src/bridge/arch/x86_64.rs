@@ -12,7 +12,8 @@
 //!   the stack, so stack arguments stay where the callee expects them.
 
 /// Saved argument registers: RDI, RSI, RDX, RCX, R8, R9, RAX (and one spare); XMM0-7; results
-/// RAX, RDX, XMM0, XMM1 (low halves); the descriptor. 240 bytes, offsets fixed by the routines.
+/// RAX, RDX, XMM0, XMM1 (low halves); the descriptor; which routine entered (the Rust function's
+/// address). 240 bytes, offsets fixed by the routines.
 #[repr(C)]
 #[derive(Debug, Default)]
 pub struct Frame {
@@ -21,7 +22,7 @@ pub struct Frame {
     pub ret_int: [u64; 2],
     pub ret_fp: [u64; 2],
     pub desc: u64,
-    pub pad: u64,
+    pub which: u64,
 }
 
 const _: () = assert!(core::mem::size_of::<Frame>() == 240);
@@ -55,33 +56,35 @@ core::arch::global_asm!(
     ".globl ldnc_cb_entry",
     ".p2align 4",
     "ldnc_cb_entry:",
+    "lea r10, [rip + {cb}]",
+    "jmp .Lldnc_bridge_entry",
+    ".globl ldnc_wrap_entry",
+    ".p2align 4",
+    "ldnc_wrap_entry:",
+    "lea r10, [rip + {wrap}]",
+    // Both: R11 = descriptor, R10 = the Rust function (not argument registers); the frame keeps
+    // which one in its spare word for the two different tails.
+    ".Lldnc_bridge_entry:",
     "push rbp",
     "mov rbp, rsp",
     "sub rsp, 240",
     "call .Lldnc_bridge_save",
     "mov [rsp + 224], r11",
+    "mov [rsp + 232], r10",
     "mov rdi, r11",
     "mov rsi, rsp",
     "lea rdx, [rbp + 16]",
-    "call {cb}",
+    "call r10",
+    "lea r10, [rip + {wrap}]",
+    "cmp [rsp + 232], r10",
+    "je 2f",
     "mov rax, [rsp + 192]",
     "mov rdx, [rsp + 200]",
     "movq xmm0, qword ptr [rsp + 208]",
     "movq xmm1, qword ptr [rsp + 216]",
     "leave",
     "ret",
-    ".globl ldnc_wrap_entry",
-    ".p2align 4",
-    "ldnc_wrap_entry:",
-    "push rbp",
-    "mov rbp, rsp",
-    "sub rsp, 240",
-    "call .Lldnc_bridge_save",
-    "mov [rsp + 224], r11",
-    "mov rdi, r11",
-    "mov rsi, rsp",
-    "lea rdx, [rbp + 16]",
-    "call {wrap}",
+    "2:",
     "mov rdi, [rsp]",
     "mov rsi, [rsp + 8]",
     "mov rdx, [rsp + 16]",
