@@ -37,7 +37,7 @@ int main(int argc, char **argv) {
     t = now();
     double d = 0;
     for (long i = 0; i < n; i++) d = bl_fma3(d, 0.5, 1.0);
-    printf("fma3 (double)  %8.2f ns/call\n", (now() - t) * 1e9 / n);
+    printf("fma3-double    %8.2f ns/call\n", (now() - t) * 1e9 / n);
 
     static char s[] = "bridge!";
     char *volatile sp = s; /* opaque to the compiler: strlen is really called */
@@ -51,7 +51,7 @@ int main(int argc, char **argv) {
     for (long i = 0; i < m; i++) v[i] = (int)(x = x * 1103515245 + 12345);
     t = now();
     qsort(v, m, sizeof *v, cmp);
-    printf("qsort callback %8.2f ns/compare (%ld compares)\n", (now() - t) * 1e9 / compares, compares);
+    printf("qsort-callback %8.2f ns/compare (%ld compares)\n", (now() - t) * 1e9 / compares, compares);
     for (long i = 1; i < m; i++)
         if (v[i - 1] > v[i]) return 1;
     free(v);

@@ -74,7 +74,7 @@ else
   modes+=("ld-nc-riscv64(qemu)"); result["ld-nc-riscv64(qemu)"]="failed: not built: $ldnc_rv (--build-ldnc)"
 fi
 
-phases=(nop add6 "fma3 (double)" strlen "qsort callback")
+phases=(nop add6 fma3-double strlen qsort-callback)
 value() { # value NAME PHASE: the ns figure of PHASE in NAME's output
   printf '%s\n' "${result[$1]}" | awk -v p="$2" 'index($0, p) == 1 { sub(p, ""); print $1; exit }'
 }
