@@ -8,14 +8,16 @@
 //! [`Traps`] first and emits the native call), and ld-nc's own small x86_64 routines
 //! ([`start`]). Space in it is handed out by a `linked_list_allocator` heap.
 //!
-//! Which symbols bind natively (x86_64 host: guest and host ABIs are one, so every function
-//! record whose class is `pass` or a `convert` other than `callback` is a direct call; riscv64: a
-//! record whose plan `abi::plan_call` accepts with no conversion; on both, the printf and scanf
-//! families go through [`printf`]'s format handler). Functions with callbacks, and
-//! the process, thread, signal and loader functions of the glibc family, wait for their handlers
-//! (DESIGN.md "Must-haves"); until then a reference to one is a link error naming it, never a
-//! wrong call. This departs from DESIGN.md for now: the bridged mode is opt-in (`LDNC_BRIDGE=1`),
-//! and the default for dynamic programs stays the guest's own `ld.so` (see [`crate::elf::interp`]).
+//! Which symbols bind natively: a function record whose class is `pass`, or `convert` with
+//! conversions the plans carry (function pointers through [`callback`]'s wrappers on both hosts;
+//! `long double` and by-value aggregates; on x86_64, where guest and host ABIs and kernels are one,
+//! every conversion, and even records the generator excluded); the printf/scanf/`va_list` families
+//! through [`printf`]'s format handler; the functions that cannot pass straight through have
+//! handlers ([`handlers`], [`dl`], [`start`]). Records the overrides reserve for a handler that does
+//! not exist yet are bound to the native function (logged under `LDNC_DEBUG=bridge`); a reference
+//! the bridge declines for a reason becomes a stub that reports the reason when called.
+//! This departs from DESIGN.md for now: the bridged mode is opt-in (`LDNC_BRIDGE=1`), and the
+//! default for dynamic programs stays the guest's own `ld.so` (see [`crate::elf::interp`]).
 
 pub mod callback;
 pub mod dl;
