@@ -9,9 +9,9 @@
 //! ```text
 //!   sd  <guest>, gpr[n](s1)      each guest register a move cannot take in place is stored
 //!   [long double arguments: a0 = ctx, a1 = f, call rv_native_ldouble_args → ctx.scratch]
-//!   mv  s9, sp                   the frame: host stack arguments at sp, `f` at -16(s9)
-//!   addi sp, sp, -(host_stack + 16)
-//!   sd  f, -16(s9)
+//!   mv  s9, sp                   the frame: host stack arguments at sp, `f` at -16(s9), the
+//!   addi sp, sp, -(host_stack + 16)   result's [`ResultKind`] at -8(s9)
+//!   sd  f, -16(s9) ; li t1, kind ; sd t1, -8(s9)
 //!   moves: in place (`addiw a0, a0, 0` for an `int` in RDI), or loaded from ctx.cpu (stored
 //!          guest registers, XMM low lanes: `flw`/`fld`, which NaN-box a float), from the guest
 //!          stack (s3 + offset) or from the converted long doubles, into a0-a7, fa0-fa7 or the
@@ -40,6 +40,32 @@ pub const OFF_NATIVE_FN: i32 = OFF_BACKEND as i32 + 88;
 pub const OFF_LDARG_FN: i32 = OFF_BACKEND as i32 + 96;
 /// Most `long double` arguments one call may have (two `ctx.scratch` words each).
 pub const MAX_LDOUBLE_ARGS: usize = 8;
+
+/// How the routine moves a result back: the common shapes in line, the rest through
+/// [`rv_native_result`]. The value is the word the block leaves at -8(s9).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum ResultKind {
+    /// Anything else: the Rust helper applies the plan's result moves.
+    General = 0,
+    /// No result.
+    Void = 1,
+    /// a0 to RAX unchanged (pointers, 64-bit integers).
+    Int64 = 2,
+    /// a0's low 32 bits to RAX, zero-extended (as an x86 32-bit result).
+    Int32 = 3,
+}
+
+/// The [`ResultKind`] of a plan's result moves.
+pub fn result_kind(ret: &[Move]) -> ResultKind {
+    let to_rax = |m: &Move| m.from == Loc::Host(HostLoc::X(10)) && m.to == Loc::Guest(GuestLoc::Gpr { reg: 0, byte: 0 });
+    match ret {
+        [] => ResultKind::Void,
+        [m] if to_rax(m) && m.ext == X::Copy64 => ResultKind::Int64,
+        [m] if to_rax(m) && m.ext == X::Zext(32) => ResultKind::Int32,
+        _ => ResultKind::General,
+    }
+}
 
 /// Translate the stub block of `f` for host address `base` (see the module docs).
 pub fn translate_native(f: &NativeFn, base: u64, ext: Ext) -> Result<Vec<u8>, TranslateError> {
@@ -134,6 +160,8 @@ fn emit_native(a: &mut Asm, f: &NativeFn) -> Result<(), TranslateError> {
     a.add_imm(Reg::SP, Reg::SP, -frame, regs::T2);
     a.li(regs::T1, fptr);
     a.sd(regs::T1, regs::S9, -16);
+    a.li(regs::T1, result_kind(&f.plan.ret) as u64);
+    a.sd(regs::T1, regs::S9, -8);
     for m in &moves {
         emit_move(a, m, &moves, &lds, helper)?;
     }

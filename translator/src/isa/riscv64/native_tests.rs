@@ -135,3 +135,18 @@ fn reentry_check_is_fenced_on_both_sides() {
     assert!(t[set + 2].starts_with("auipc t4,"), "{t:?}");
     assert_eq!(t[set + 4], "lw t4,0(t4)");
 }
+
+#[test]
+fn common_results_are_moved_in_line() {
+    use super::{result_kind, ResultKind};
+    let kind = |s: &str| result_kind(&abi::plan_call(&abi::parse_sig(s).expect("sig"), &[]).expect("plan").ret);
+    assert_eq!(kind("(p)->v"), ResultKind::Void);
+    assert_eq!(kind("(p)->p"), ResultKind::Int64);
+    assert_eq!(kind("(p)->i64"), ResultKind::Int64);
+    assert_eq!(kind("(p)->u64"), ResultKind::Int64);
+    assert_eq!(kind("(p)->i32"), ResultKind::Int32);
+    assert_eq!(kind("(p)->u32"), ResultKind::Int32);
+    // Floating point and the rest through the helper.
+    assert_eq!(kind("(p)->f64"), ResultKind::General);
+    assert_eq!(kind("(p)->{16:8:i64@0,i64@8}"), ResultKind::General);
+}
