@@ -54,15 +54,22 @@ pub enum ResultKind {
     Int64 = 2,
     /// a0's low 32 bits to RAX, zero-extended (as an x86 32-bit result).
     Int32 = 3,
+    /// fa0 to XMM0's low 64 bits, the rest of XMM0 zero.
+    F64 = 4,
+    /// fa0's single to XMM0's low 32 bits, the rest of XMM0 zero.
+    F32 = 5,
 }
 
 /// The [`ResultKind`] of a plan's result moves.
 pub fn result_kind(ret: &[Move]) -> ResultKind {
     let to_rax = |m: &Move| m.from == Loc::Host(HostLoc::X(10)) && m.to == Loc::Guest(GuestLoc::Gpr { reg: 0, byte: 0 });
+    let to_xmm0 = |m: &Move| m.from == Loc::Host(HostLoc::F(10)) && m.to == Loc::Guest(GuestLoc::Xmm { reg: 0, byte: 0 });
     match ret {
         [] => ResultKind::Void,
         [m] if to_rax(m) && m.ext == X::Copy64 => ResultKind::Int64,
         [m] if to_rax(m) && m.ext == X::Zext(32) => ResultKind::Int32,
+        [m] if to_xmm0(m) && m.ext == X::F64 => ResultKind::F64,
+        [m] if to_xmm0(m) && m.ext == X::F32 => ResultKind::F32,
         _ => ResultKind::General,
     }
 }

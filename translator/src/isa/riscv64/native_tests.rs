@@ -146,7 +146,9 @@ fn common_results_are_moved_in_line() {
     assert_eq!(kind("(p)->u64"), ResultKind::Int64);
     assert_eq!(kind("(p)->i32"), ResultKind::Int32);
     assert_eq!(kind("(p)->u32"), ResultKind::Int32);
-    // Floating point and the rest through the helper.
-    assert_eq!(kind("(p)->f64"), ResultKind::General);
+    assert_eq!(kind("(p)->f64"), ResultKind::F64);
+    assert_eq!(kind("(p)->f32"), ResultKind::F32);
+    // Aggregates, long double and the rest through the helper.
+    assert_eq!(kind("(p)->ld"), ResultKind::General);
     assert_eq!(kind("(p)->{16:8:i64@0,i64@8}"), ResultKind::General);
 }
