@@ -134,9 +134,11 @@ pub fn check(manifest: &Path, lib: Option<&Path>, dirs: &[PathBuf]) -> Result<(a
     if !report.missing.is_empty() {
         log::info!(
             target: "ldnc::bridge",
-            "{}: the host library lacks {} bridgeable symbols; they run emulated",
+            "{}: the host library {} lacks {} bridgeable symbols of {}; they are not bridged",
             m.soname,
-            report.missing.len()
+            path.display(),
+            report.missing.len(),
+            manifest.display()
         );
     }
     Ok((report, path))

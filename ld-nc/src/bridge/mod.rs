@@ -64,6 +64,11 @@ pub struct Bridge {
     traps: Arc<Traps>,
     manifests_dir: Vec<PathBuf>,
     manifests: HashMap<String, Option<Manifest>>,
+    /// Where each loaded manifest came from.
+    manifest_paths: HashMap<String, PathBuf>,
+    /// Per native library: its file and the manifest's bridgeable symbols it does not export
+    /// (`hostlib::check` at load time).
+    missing: HashMap<String, (PathBuf, std::collections::HashSet<String>)>,
     handles: HashMap<String, usize>,
     /// Bound stubs by (SONAME, name): each native function gets one stub.
     stubs: HashMap<(String, String), u64>,
@@ -110,6 +115,8 @@ impl Bridge {
             traps: Arc::new(Traps::default()),
             manifests_dir,
             manifests: HashMap::new(),
+            manifest_paths: HashMap::new(),
+            missing: HashMap::new(),
             handles: HashMap::new(),
             stubs: HashMap::new(),
             emulate,
@@ -151,6 +158,9 @@ impl Bridge {
     fn manifest(&mut self, soname: &str) -> Option<&Manifest> {
         if !self.manifests.contains_key(soname) {
             let found = self.manifests_dir.iter().map(|d| (d, d.join(format!("{soname}.manifest")))).find(|(_, p)| p.is_file());
+            if let Some((_, p)) = &found {
+                self.manifest_paths.insert(soname.to_string(), p.clone());
+            }
             let m = found.and_then(|(dir, p)| {
                 let mut m = Manifest::load(&p).map_err(|e| log::warn!(target: "ldnc::bridge", "{e}")).ok()?;
                 let ov = dir.join("../overrides").join(format!("{soname}.override"));
@@ -281,7 +291,8 @@ impl HostSide for Bridge {
         if !family && self.manifest(soname).is_none() {
             return None;
         }
-        self.handle(soname)?;
+        let h = self.handle(soname)?;
+        self.check_host_library(soname, h);
         Some(if family { "glibc family, bridged as one".into() } else { "manifest and host library".into() })
     }
 
@@ -353,6 +364,31 @@ impl HostSide for Bridge {
     }
 }
 
+/// The file of a library the host loaded (`dlinfo(RTLD_DI_LINKMAP)`'s `l_name`).
+fn host_path(handle: usize) -> Option<PathBuf> {
+    /// The start of glibc's `struct link_map` (the public part).
+    #[repr(C)]
+    struct LinkMap {
+        l_addr: usize,
+        l_name: *const libc::c_char,
+    }
+    let mut lm: *const LinkMap = core::ptr::null();
+    const RTLD_DI_LINKMAP: libc::c_int = 2;
+    // SAFETY: a handle from dlopen; dlinfo writes one pointer.
+    let r = unsafe { libc::dlinfo(handle as *mut _, RTLD_DI_LINKMAP, (&mut lm as *mut *const LinkMap).cast()) };
+    if r != 0 || lm.is_null() {
+        return None;
+    }
+    // SAFETY: the loader's link map entry, alive while the handle is.
+    let name = unsafe { (*lm).l_name };
+    if name.is_null() {
+        return None;
+    }
+    // SAFETY: a NUL-terminated path owned by the loader.
+    let p = unsafe { std::ffi::CStr::from_ptr(name) }.to_string_lossy().into_owned();
+    (!p.is_empty()).then(|| PathBuf::from(p))
+}
+
 /// A record whose function-pointer arguments must be wrapped.
 fn has_callback(c: &Class) -> bool {
     matches!(c, Class::Convert(list) if list.contains(&Conversion::Callback))
@@ -368,8 +404,38 @@ fn is_handler_class(c: &Class) -> bool {
 const X86_UNKNOWN_STACK_ARGS: u32 = 256;
 
 impl Bridge {
+    /// `hostlib::check` of the manifest against the library the host loaded: what it lacks is
+    /// reported once here and named in the refusal of each such symbol.
+    fn check_host_library(&mut self, soname: &str, handle: usize) {
+        let (Some(manifest), true) = (self.manifest_paths.get(soname).cloned(), self.manifests.get(soname).is_some_and(Option::is_some)) else {
+            return;
+        };
+        let Some(path) = host_path(handle) else { return };
+        match crate::hostlib::check(&manifest, Some(&path), &[]) {
+            Ok((report, path)) => {
+                self.missing.insert(soname.to_string(), (path, report.missing.into_iter().collect()));
+            }
+            // Not fatal: dlsym still finds what the library has (under qemu-user the loader's
+            // path may not be openable as it is).
+            Err(e) => log::info!(target: "ldnc::bridge", "{soname}: cannot check the manifest: {e}"),
+        }
+    }
+
+    /// Why `dlsym` found no `name` in `soname`.
+    fn not_exported(&self, soname: &str, name: &str) -> String {
+        match (self.missing.get(soname), self.manifest_paths.get(soname)) {
+            (Some((path, set)), Some(m)) if set.contains(name) => {
+                format!("the host library {} does not export it (it is in {}), and the guest has no copy", path.display(), m.display())
+            }
+            _ => "the host library does not export it".to_string(),
+        }
+    }
+
     fn bind_data(&mut self, soname: &str, name: &str, size: u64) -> Result<(u64, u64), String> {
-        let addr = self.dlsym(soname, name).ok_or("the host library does not export it")?;
+        let addr = match self.dlsym(soname, name) {
+            Some(a) => a,
+            None => return Err(self.not_exported(soname, name)),
+        };
         log::debug!(target: "ldnc::bind", "{name}: native data {addr:#x} ({size} bytes)");
         Ok((addr, size))
     }
@@ -379,7 +445,10 @@ impl Bridge {
         if sig.varargs != abi::Varargs::None && cfg!(target_arch = "x86_64") {
             plan.guest_stack = plan.guest_stack.max(X86_UNKNOWN_STACK_ARGS);
         }
-        let mut host = self.dlsym(soname, name).ok_or("the host library does not export it")?;
+        let mut host = match self.dlsym(soname, name) {
+            Some(a) => a,
+            None => return Err(self.not_exported(soname, name)),
+        };
         if has_callback(class) {
             host = callback::wrapper(host, sig, &plan)?;
         }
