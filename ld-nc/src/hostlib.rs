@@ -128,20 +128,25 @@ pub fn check(manifest: &Path, lib: Option<&Path>, dirs: &[PathBuf]) -> Result<(a
         Some(p) => p.to_owned(),
         None => find(&m.soname, dirs)?,
     };
-    let names = exports(&path)?;
+    let report = check_loaded(&m, &path)?;
+    Ok((report, path))
+}
+
+/// Check manifest `m` (already read) against the host library file at `path`.
+pub fn check_loaded(m: &abi::Manifest, path: &Path) -> Result<abi::Report, HostLibError> {
+    let names = exports(path)?;
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let report = abi::check_against_exports(&m, &refs);
+    let report = abi::check_against_exports(m, &refs);
     if !report.missing.is_empty() {
         log::info!(
             target: "ldnc::bridge",
-            "{}: the host library {} lacks {} bridgeable symbols of {}; they are not bridged",
+            "{}: the host library {} lacks {} bridgeable symbols of its manifest; they are not bridged",
             m.soname,
             path.display(),
-            report.missing.len(),
-            manifest.display()
+            report.missing.len()
         );
     }
-    Ok((report, path))
+    Ok(report)
 }
 
 /// `ld-nc --check-manifest [--host-lib PATH] MANIFEST…`: print one report line per manifest.

@@ -85,8 +85,10 @@ pub fn apply_result(cpu: &mut crate::CpuState, plan: &abi::CallPlan, x: [u64; 2]
     }
 }
 
-/// `old` with `v` (extended by `ext`) written at byte `byte`.
-fn insert(old: u64, v: u64, byte: u8, ext: abi::Ext) -> u64 {
+/// `old` with `v` (extended by `ext`) written at byte `byte`: how a plan's move lands in a
+/// register or a lane (also the extension alone: `insert(0, v, 0, ext)`). ld-nc's callbacks use it
+/// for the opposite direction's moves.
+pub fn insert(old: u64, v: u64, byte: u8, ext: abi::Ext) -> u64 {
     use abi::Ext;
     let (bits, full) = match ext {
         Ext::Zext(n) => (u32::from(n), (v & mask(u32::from(n)))),

@@ -43,6 +43,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use abi::{CallPlan, Ext, GuestLoc, HostLoc, Loc, Signature, Ty};
+use translator::bridge::insert;
 use translator::{Gpr, ThreadCtx, TrapTable};
 
 use crate::mem::{host_mmap, SharedMap};
@@ -520,7 +521,6 @@ unsafe fn enter_guest(ctx: &mut ThreadCtx, desc: &CallbackDesc, frame: &Frame, s
 /// Write `v` (extended by `ext`) to guest location `to`; `rsp` is the callee's RSP at entry.
 #[cfg(not(target_arch = "x86_64"))]
 fn put_guest(cpu: &mut translator::CpuState, rsp: u64, to: Loc, ext: Ext, v: u64) {
-    let v = extend(v, ext);
     match to {
         Loc::Guest(GuestLoc::Gpr { reg, byte }) => {
             if let Some(r) = cpu.gpr.get_mut(usize::from(reg)) {
@@ -535,33 +535,10 @@ fn put_guest(cpu: &mut translator::CpuState, rsp: u64, to: Loc, ext: Ext, v: u64
         Loc::Guest(GuestLoc::Stack(off)) => {
             // SAFETY: the plan's guest stack offsets lie in the argument area reserved above the
             // return address.
-            unsafe { ((rsp as i64 + i64::from(off)) as *mut u64).write(v) };
+            unsafe { ((rsp as i64 + i64::from(off)) as *mut u64).write(insert(0, v, 0, ext)) };
         }
         _ => {}
     }
-}
-
-/// The value `v` after `ext` (the width-changing part; insertion is [`insert`]'s).
-fn extend(v: u64, ext: Ext) -> u64 {
-    match ext {
-        Ext::Sext(n) if n < 64 => (((v << (64 - n)) as i64) >> (64 - n)) as u64,
-        Ext::Zext(n) if n < 64 => v & ((1u64 << n) - 1),
-        Ext::F32 => v & 0xffff_ffff,
-        _ => v,
-    }
-}
-
-#[cfg_attr(target_arch = "x86_64", allow(dead_code, reason = "the riscv64 argument moves use it; tested on every host"))]
-/// `v` placed into `old` at byte `byte` for a partial move (`Bits`, `F32`), else `v` itself.
-fn insert(old: u64, v: u64, byte: u8, ext: Ext) -> u64 {
-    let bits = match ext {
-        Ext::Bits(n) => u32::from(n),
-        Ext::F32 => 32,
-        _ => return if byte == 0 { v } else { old },
-    };
-    let sh = u32::from(byte) * 8;
-    let mask = if bits >= 64 { u64::MAX } else { ((1u64 << bits) - 1) << sh };
-    (old & !mask) | ((v << sh) & mask)
 }
 
 /// Results from the guest registers to the frame the entry routine returns from.
@@ -584,7 +561,7 @@ fn leave_guest(ctx: &ThreadCtx, desc: &CallbackDesc, frame: &mut Frame) {
         let v = match m.ext {
             // NaN-boxed on the host.
             Ext::F32 => 0xffff_ffff_0000_0000 | (v & 0xffff_ffff),
-            e => extend(v, e),
+            e => insert(0, v, 0, e),
         };
         match m.to {
             Loc::Host(HostLoc::X(n)) => {
@@ -608,8 +585,8 @@ mod tests {
 
     #[test]
     fn extension_and_insertion() {
-        assert_eq!(extend(0xffff_ffff, Ext::Sext(32)), u64::MAX);
-        assert_eq!(extend(0x1_8000_0000, Ext::Zext(32)), 0x8000_0000);
+        assert_eq!(insert(0, 0xffff_ffff, 0, Ext::Sext(32)), u64::MAX);
+        assert_eq!(insert(0, 0x1_8000_0000, 0, Ext::Zext(32)), 0x8000_0000);
         assert_eq!(insert(0x1111_2222_3333_4444, 0xab, 1, Ext::Bits(8)), 0x1111_2222_3333_ab44);
         assert_eq!(insert(0x1111_2222_3333_4444, 0xdead_beef, 4, Ext::F32), 0xdead_beef_3333_4444);
         assert_eq!(insert(5, 7, 0, Ext::Copy64), 7);

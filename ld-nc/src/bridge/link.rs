@@ -125,14 +125,8 @@ fn set_program_names(bridge: &mut Bridge, sp: u64) {
 /// A link error, with why the bridge refused a symbol that no guest object defines.
 fn explain(e: LinkError, bridge: &Bridge) -> String {
     match &e {
-        // The most telling refusal: a library with a record for it, else any.
-        LinkError::Symbol { name, .. } => match bridge
-            .refused
-            .iter()
-            .filter(|(n, _)| n == name)
-            .min_by_key(|(_, why)| why.contains("no manifest record"))
-        {
-            Some((_, why)) => format!("{e}: the native library cannot take it yet: {why}"),
+        LinkError::Symbol { name, .. } => match bridge.refusal(name) {
+            Some(why) => format!("{e}: the native library cannot take it yet: {why}"),
             None => e.to_string(),
         },
         _ => e.to_string(),

@@ -240,6 +240,17 @@ fn direct_conversion(c: &Conversion) -> bool {
     matches!(c, Conversion::Callback | Conversion::LongDouble | Conversion::StructByValue) || cfg!(target_arch = "x86_64")
 }
 
+/// The end of the refusal of a symbol whose library's manifest does not list it.
+const NO_RECORD: &str = "has no manifest record for it";
+
+impl Bridge {
+    /// Why `name` was declined, if it was: the most telling reason, that of a library whose
+    /// manifest lists it, before "no record".
+    pub fn refusal(&self, name: &str) -> Option<&str> {
+        self.refused.iter().filter(|(n, _)| n == name).min_by_key(|(_, why)| why.ends_with(NO_RECORD)).map(|(_, w)| w.as_str())
+    }
+}
+
 /// Called by a refused function's stub (see [`HostSide::refused_stub`]): print why and end the
 /// process as a missing symbol would (status 127).
 extern "C" fn ldnc_refused_call(msg: *const libc::c_char) -> u64 {
@@ -252,13 +263,8 @@ extern "C" fn ldnc_refused_call(msg: *const libc::c_char) -> u64 {
 
 impl HostSide for Bridge {
     fn refused_stub(&mut self, name: &str, version: Option<&str>, object: &str) -> Option<u64> {
-        let why = self
-            .refused
-            .iter()
-            .filter(|(n, _)| n == name)
-            .min_by_key(|(_, why)| why.contains("no manifest record"))
-            .map(|(_, w)| w.clone())?;
-        if why.contains("no manifest record") {
+        let why = self.refusal(name)?.to_string();
+        if why.ends_with(NO_RECORD) {
             return None;
         }
         let v = version.map(|v| format!("@{v}")).unwrap_or_default();
@@ -273,12 +279,7 @@ impl HostSide for Bridge {
                 r
             }
         };
-        // mov rdi, msg; mov rax, report; jmp rax
-        let mut code = vec![0x48, 0xbf];
-        code.extend_from_slice(&msg.to_le_bytes());
-        code.extend_from_slice(&[0x48, 0xb8]);
-        code.extend_from_slice(&report.to_le_bytes());
-        code.extend_from_slice(&[0xff, 0xe0]);
+        let code = start::tail_call(report, msg);
         log::info!(target: "ldnc::bridge", "{name}{v} (needed by {object}): bound to a stub that fails when called: {why}");
         self.place_code(&code).ok()
     }
@@ -308,7 +309,7 @@ impl HostSide for Bridge {
         let _ = version; // one default version per name on the host side; dlsym picks it
         let rec = self.manifest(soname).and_then(|m| m.get(name)).cloned();
         let Some(rec) = rec else {
-            self.refused.push((name.to_string(), format!("{soname} has no manifest record for it")));
+            self.refused.push((name.to_string(), format!("{soname} {NO_RECORD}")));
             return None;
         };
         let r = match &rec.kind {
@@ -407,12 +408,10 @@ impl Bridge {
     /// `hostlib::check` of the manifest against the library the host loaded: what it lacks is
     /// reported once here and named in the refusal of each such symbol.
     fn check_host_library(&mut self, soname: &str, handle: usize) {
-        let (Some(manifest), true) = (self.manifest_paths.get(soname).cloned(), self.manifests.get(soname).is_some_and(Option::is_some)) else {
-            return;
-        };
-        let Some(path) = host_path(handle) else { return };
-        match crate::hostlib::check(&manifest, Some(&path), &[]) {
-            Ok((report, path)) => {
+        let (Some(path), Some(Some(m))) = (host_path(handle), self.manifests.get(soname)) else { return };
+        // The manifest as read (overrides applied), not read again.
+        match crate::hostlib::check_loaded(m, &path) {
+            Ok(report) => {
                 self.missing.insert(soname.to_string(), (path, report.missing.into_iter().collect()));
             }
             // Not fatal: dlsym still finds what the library has (under qemu-user the loader's

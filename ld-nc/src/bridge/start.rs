@@ -15,6 +15,10 @@
 //!
 //! Being guest code keeps these free of nested dispatch: every call they make is an ordinary
 //! guest call, and a call to a native function is a call to its trap stub.
+//!
+//! These few fixed sequences are encoded by hand (their `mov rax, imm64` forms must keep a fixed
+//! layout: forwarders are patched in place); the larger routines of [`super::handlers`] use iced's
+//! assembler.
 
 /// A tiny x86_64 encoder for the few forms these routines use.
 #[derive(Debug, Default)]
@@ -115,6 +119,13 @@ pub fn forwarder(target: u64) -> Vec<u8> {
     a.0
 }
 
+/// `mov rdi, arg; mov rax, target; jmp rax`: a tail call of `target` with one argument.
+pub fn tail_call(target: u64, arg: u64) -> Vec<u8> {
+    let mut a = X86::default();
+    a.bytes(&[0x48, 0xbf]).bytes(&arg.to_le_bytes()).mov_rax(target).bytes(&[0xff, 0xe0]);
+    a.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +142,11 @@ mod tests {
             out.push(s);
         }
         out
+    }
+
+    #[test]
+    fn tail_call_passes_its_argument() {
+        assert_eq!(disasm(&tail_call(0x4000, 0x1234), 0), ["mov rdi,1234h", "mov rax,4000h", "jmp rax"]);
     }
 
     #[test]

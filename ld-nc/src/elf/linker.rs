@@ -221,16 +221,7 @@ pub fn load_more(
     for i in (first..l.objects.len()).rev() {
         relocate(l, i, host)?;
     }
-    let order: Vec<usize> = init_order(l, first).into_iter().filter(|&o| o >= first).collect();
-    let read = |slot: u64| -> u64 {
-        // SAFETY: init array slots were checked to lie inside their object's segments.
-        unsafe { (slot as *const u64).read_unaligned() }
-    };
-    let init = order
-        .iter()
-        .flat_map(|&o| l.objects[o].init_fn.into_iter().chain(l.objects[o].init_array.iter().map(|&a| read(a))))
-        .filter(|f| *f != 0 && *f != u64::MAX)
-        .collect();
+    let init = init_order(l, first).into_iter().filter(|&o| o >= first).flat_map(|o| init_functions(&l.objects[o])).collect();
     protect_relro(l, first, map);
     Ok((first, init))
 }
@@ -509,24 +500,33 @@ fn init_order(l: &Linked, root: usize) -> Vec<usize> {
 /// The init and fini functions of the start-up objects in `order` (the program's own apart; fini
 /// in the reverse order, the program's first) — gABI "Initialization and Termination Functions".
 fn collect_init(l: &mut Linked, order: &[usize]) {
-    let read = |slot: u64| -> u64 {
-        // SAFETY: init/fini array slots were checked to lie inside their object's segments.
-        unsafe { (slot as *const u64).read_unaligned() }
-    };
-    let live = |f: &u64| *f != 0 && *f != u64::MAX;
     for &o in order {
         let d = &l.objects[o];
-        // DT_INIT first, then the DT_INIT_ARRAY functions in array order.
-        let f = d.init_fn.into_iter().chain(d.init_array.iter().map(|&a| read(a))).filter(live);
         if o == 0 {
-            l.program_init = d.preinit_array.iter().map(|&a| read(a)).filter(live).chain(f).collect();
+            l.program_init = d.preinit_array.iter().map(|&a| read_slot(a)).filter(live).chain(init_functions(d)).collect();
         } else {
-            l.init.extend(f);
+            l.init.extend(init_functions(d));
         }
     }
     for &o in order.iter().rev() {
         let d = &l.objects[o];
         // DT_FINI_ARRAY in reverse array order, then DT_FINI.
-        l.fini.extend(d.fini_array.iter().rev().map(|&a| read(a)).chain(d.fini_fn).filter(live));
+        l.fini.extend(d.fini_array.iter().rev().map(|&a| read_slot(a)).chain(d.fini_fn).filter(live));
     }
+}
+
+/// The function an init/fini array slot holds (read after relocation).
+fn read_slot(slot: u64) -> u64 {
+    // SAFETY: init/fini array slots were checked to lie inside their object's segments.
+    unsafe { (slot as *const u64).read_unaligned() }
+}
+
+/// Whether an array entry names a function (0 and -1 are placeholders).
+fn live(f: &u64) -> bool {
+    *f != 0 && *f != u64::MAX
+}
+
+/// An object's initialisers: DT_INIT first, then DT_INIT_ARRAY in array order.
+fn init_functions(d: &Dso) -> Vec<u64> {
+    d.init_fn.into_iter().chain(d.init_array.iter().map(|&a| read_slot(a))).filter(live).collect()
 }
